@@ -1,0 +1,331 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ExitCode, UpkeepError } from './errors.ts';
+import type { Environment, Paths } from './paths.ts';
+
+/**
+ * Layered configuration (DESIGN rule 8): built-in defaults <
+ * /etc/upkeep/config.yaml < ~/.config/upkeep/config.yaml < the project's
+ * .upkeep.yaml (nearest from the working folder up) < UPKEEP_* variables <
+ * flags. One schema validates the merged result; every leaf remembers where
+ * its value came from, for `upkeep config show --origin`.
+ */
+
+const seconds = z.number().positive();
+
+export const ConfigSchema = z.strictObject({
+  schemaVersion: z.literal(1).default(1),
+  audit: z
+    .strictObject({
+      /** Probes run at once; default: twice the cores (probes mostly wait). */
+      concurrency: z.int().min(1).max(64).optional(),
+      /** Seconds before a version probe's process group is killed. */
+      probeTimeout: seconds.max(120).default(10),
+      /** Folders searched after PATH. `~` is the home folder. */
+      extraPaths: z
+        .array(z.string())
+        .default([
+          '~/.local/bin',
+          '~/.cargo/bin',
+          '~/go/bin',
+          '~/.bun/bin',
+          '~/.deno/bin',
+          '~/.volta/bin',
+          '~/.local/share/pnpm',
+          '/usr/local/bin',
+          '/usr/local/go/bin',
+          '/opt/homebrew/bin',
+          '/home/linuxbrew/.linuxbrew/bin',
+          '/snap/bin',
+        ]),
+      /** Use caches only, never the network. */
+      offline: z.boolean().default(false),
+      /** Seconds a fetched latest version is trusted before it is asked again. */
+      cacheTtl: seconds.default(6 * 3600),
+      /** Count pre-releases as the latest version. */
+      includePrereleases: z.boolean().default(false),
+    })
+    .prefault({}),
+  network: z
+    .strictObject({
+      /** Seconds for one HTTP request. */
+      timeout: seconds.max(300).default(10),
+      /** Retries of a transient failure (timeout, 5xx, reset). */
+      retries: z.int().min(0).max(10).default(2),
+      /** Requests in flight to one host. */
+      perHostConcurrency: z.int().min(1).max(64).default(16),
+    })
+    .prefault({}),
+  /** Base URLs of upstream services; tests and mirrors point these elsewhere. */
+  endpoints: z
+    .strictObject({
+      github: z.url().default('https://github.com'),
+      githubApi: z.url().default('https://api.github.com'),
+      gitlab: z.url().default('https://gitlab.com'),
+      pypi: z.url().default('https://pypi.org'),
+      crates: z.url().default('https://crates.io'),
+      npm: z.url().default('https://registry.npmjs.org'),
+      gnu: z.url().default('https://ftp.gnu.org/gnu'),
+      debian: z.url().default('https://deb.debian.org/debian'),
+      ubuntu: z.url().default('http://archive.ubuntu.com/ubuntu'),
+    })
+    .prefault({}),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+export type Origin =
+  | { kind: 'default' }
+  | { kind: 'file'; layer: 'system' | 'user' | 'project'; path: string }
+  | { kind: 'env'; variable: string }
+  | { kind: 'flag'; flag: string };
+
+export interface LoadedConfig {
+  config: Config;
+  /** Origin of every leaf that did not come from the defaults, by dotted key. */
+  origins: Map<string, Origin>;
+  /** The files that were read, in order. */
+  files: Array<{ layer: 'system' | 'user' | 'project'; path: string }>;
+}
+
+export interface ConfigSources {
+  paths: Paths;
+  environment: Environment;
+  cwd: string;
+  /** Values from command-line flags, by dotted key. */
+  flags?: Record<string, unknown>;
+}
+
+type Tree = Record<string, unknown>;
+
+export function configFilePaths(sources: ConfigSources): Array<{ layer: 'system' | 'user'; path: string }> {
+  return [
+    { layer: 'system', path: sources.environment.UPKEEP_SYSTEM_CONFIG || '/etc/upkeep/config.yaml' },
+    { layer: 'user', path: join(sources.paths.config, 'config.yaml') },
+  ];
+}
+
+export async function loadConfig(sources: ConfigSources): Promise<LoadedConfig> {
+  const merged: Tree = {};
+  const origins = new Map<string, Origin>();
+  const files: LoadedConfig['files'] = [];
+
+  const layers: Array<{ layer: 'system' | 'user' | 'project'; path: string }> = [...configFilePaths(sources)];
+  const project = await findProjectConfig(sources.cwd);
+  if (project) layers.push({ layer: 'project', path: project });
+
+  for (const { layer, path } of layers) {
+    const tree = await readConfigFile(path);
+    if (tree === null) continue;
+    files.push({ layer, path });
+    checkFile(tree, path);
+    mergeInto(merged, tree, '', origins, { kind: 'file', layer, path });
+  }
+
+  const fromEnvironment = environmentValues(sources.environment);
+  for (const [key, { value, variable }] of fromEnvironment) {
+    setPath(merged, key, value);
+    origins.set(key, { kind: 'env', variable });
+  }
+  for (const [key, value] of Object.entries(sources.flags ?? {})) {
+    if (value === undefined) continue;
+    setPath(merged, key, value);
+    origins.set(key, { kind: 'flag', flag: `--${key.split('.').pop()}` });
+  }
+
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.map(String).join('.');
+    const origin = origins.get(key);
+    throw new UpkeepError(
+      'E_CONFIG_INVALID',
+      `invalid configuration: ${key || '(root)'}: ${issue.message}${origin ? ` (from ${describeOrigin(origin)})` : ''}`,
+      { hint: 'fix the value, or run `upkeep config show --origin` to see where each value comes from', exitCode: ExitCode.usage },
+    );
+  }
+  return { config: parsed.data, origins, files };
+}
+
+/** Validates one file on its own, so that errors name that file. */
+function checkFile(tree: Tree, path: string): void {
+  const parsed = ConfigSchema.safeParse(tree);
+  if (parsed.success) return;
+  const issue = parsed.error.issues[0]!;
+  throw new UpkeepError(
+    'E_CONFIG_INVALID',
+    `${path}: ${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`,
+    { hint: 'fix or remove that key; `upkeep config validate` checks every file', exitCode: ExitCode.usage },
+  );
+}
+
+async function readConfigFile(path: string): Promise<Tree | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw new UpkeepError('E_CONFIG_PARSE', `cannot read ${path}: ${(error as Error).message}`, {
+      hint: 'check its permissions',
+      exitCode: ExitCode.usage,
+    });
+  }
+  const { parse } = await import('yaml');
+  let value: unknown;
+  try {
+    value = parse(text);
+  } catch (error) {
+    throw new UpkeepError('E_CONFIG_PARSE', `${path} is not valid YAML: ${(error as Error).message}`, {
+      hint: 'fix the syntax at the line shown',
+      exitCode: ExitCode.usage,
+    });
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new UpkeepError('E_CONFIG_PARSE', `${path} must hold a mapping of keys to values`, {
+      hint: 'see docs/config.md for the keys',
+      exitCode: ExitCode.usage,
+    });
+  }
+  return value as Tree;
+}
+
+async function findProjectConfig(cwd: string): Promise<string | null> {
+  let folder = resolve(cwd);
+  for (;;) {
+    const candidate = join(folder, '.upkeep.yaml');
+    try {
+      await readFile(candidate);
+      return candidate;
+    } catch {
+      // keep climbing
+    }
+    const parent = dirname(folder);
+    if (parent === folder) return null;
+    folder = parent;
+  }
+}
+
+function mergeInto(target: Tree, source: Tree, prefix: string, origins: Map<string, Origin>, origin: Origin): void {
+  for (const [key, value] of Object.entries(source)) {
+    const dotted = prefix ? `${prefix}.${key}` : key;
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const existing = target[key];
+      const child: Tree = existing && typeof existing === 'object' && !Array.isArray(existing) ? (existing as Tree) : {};
+      target[key] = child;
+      mergeInto(child, value as Tree, dotted, origins, origin);
+    } else {
+      target[key] = value;
+      origins.set(dotted, origin);
+    }
+  }
+}
+
+function setPath(target: Tree, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (!next || typeof next !== 'object' || Array.isArray(next)) node[part] = {};
+    node = node[part] as Tree;
+  }
+  node[parts.at(-1)!] = value;
+}
+
+/** Every leaf key of the schema, with the kind of value it takes. */
+export function configKeys(): Array<{ key: string; kind: 'number' | 'boolean' | 'string' | 'array' }> {
+  const defaults = ConfigSchema.parse({}) as Tree;
+  const keys: Array<{ key: string; kind: 'number' | 'boolean' | 'string' | 'array' }> = [];
+  const visit = (shape: Record<string, z.ZodType>, prefix: string, sample: Tree): void => {
+    for (const [key, schema] of Object.entries(shape)) {
+      const dotted = prefix ? `${prefix}.${key}` : key;
+      const inner = unwrap(schema);
+      if (inner instanceof z.ZodObject) {
+        visit(inner.shape as Record<string, z.ZodType>, dotted, (sample[key] as Tree) ?? {});
+      } else if (key !== 'schemaVersion') {
+        keys.push({ key: dotted, kind: kindOf(inner) });
+      }
+    }
+  };
+  visit(ConfigSchema.shape as unknown as Record<string, z.ZodType>, '', defaults);
+  return keys;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let current: z.ZodType = schema;
+  for (;;) {
+    const def = (current as unknown as { def: { type: string; innerType?: z.ZodType } }).def;
+    if (def.innerType && ['default', 'optional', 'prefault', 'nullable'].includes(def.type)) current = def.innerType;
+    else return current;
+  }
+}
+
+function kindOf(schema: z.ZodType): 'number' | 'boolean' | 'string' | 'array' {
+  if (schema instanceof z.ZodNumber) return 'number';
+  if (schema instanceof z.ZodBoolean) return 'boolean';
+  if (schema instanceof z.ZodArray) return 'array';
+  return 'string';
+}
+
+/** `audit.probeTimeout` is set by UPKEEP_AUDIT_PROBE_TIMEOUT. */
+export function environmentVariableFor(key: string): string {
+  return `UPKEEP_${key.replace(/([a-z])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
+}
+
+function environmentValues(environment: Environment): Map<string, { value: unknown; variable: string }> {
+  const values = new Map<string, { value: unknown; variable: string }>();
+  for (const { key, kind } of configKeys()) {
+    const variable = environmentVariableFor(key);
+    const raw = environment[variable];
+    if (raw === undefined || raw === '') continue;
+    values.set(key, { value: coerce(raw, kind, variable), variable });
+  }
+  return values;
+}
+
+function coerce(raw: string, kind: 'number' | 'boolean' | 'string' | 'array', variable: string): unknown {
+  switch (kind) {
+    case 'number': {
+      const number = Number(raw);
+      if (!Number.isFinite(number)) {
+        throw new UpkeepError('E_CONFIG_INVALID', `${variable}=${raw} is not a number`, {
+          hint: `set ${variable} to a number or unset it`,
+          exitCode: ExitCode.usage,
+        });
+      }
+      return number;
+    }
+    case 'boolean':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new UpkeepError('E_CONFIG_INVALID', `${variable}=${raw} is not a boolean`, {
+        hint: `set ${variable} to 1 or 0`,
+        exitCode: ExitCode.usage,
+      });
+    case 'array':
+      return raw.split(raw.includes(',') ? ',' : ':').map((part) => part.trim()).filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+export function describeOrigin(origin: Origin): string {
+  switch (origin.kind) {
+    case 'default':
+      return 'default';
+    case 'file':
+      return `${origin.layer} file ${origin.path}`;
+    case 'env':
+      return `environment ${origin.variable}`;
+    case 'flag':
+      return `flag ${origin.flag}`;
+  }
+}
+
+/** The value at a dotted key. */
+export function valueAt(config: Config, key: string): unknown {
+  let node: unknown = config;
+  for (const part of key.split('.')) node = (node as Tree | undefined)?.[part];
+  return node;
+}

@@ -1,0 +1,82 @@
+/**
+ * Errors a user can hit carry a stable code (listed in docs/errors.md, never
+ * reused), a message that says what happened and a hint that says what to do.
+ * Programmer errors stay plain `Error`.
+ */
+export type ErrorCode =
+  | 'E_USAGE'
+  | 'E_UNKNOWN_TOOL'
+  | 'E_UNKNOWN_PRESET'
+  | 'E_CONFIG_INVALID'
+  | 'E_CONFIG_PARSE'
+  | 'E_CATALOG_INVALID'
+  | 'E_CATALOG_MISSING'
+  | 'E_SNAPSHOT_MISSING'
+  | 'E_SNAPSHOT_INVALID'
+  | 'E_EXEC_NOT_FOUND'
+  | 'E_EXEC_TIMEOUT'
+  | 'E_EXEC_FAILED'
+  | 'E_HTTP_TIMEOUT'
+  | 'E_HTTP_STATUS'
+  | 'E_HTTP_RATE_LIMIT'
+  | 'E_HTTP_NETWORK'
+  | 'E_HTTP_BODY'
+  | 'E_UPSTREAM_PARSE'
+  | 'E_UPSTREAM_UNSUPPORTED'
+  | 'E_LOCK_TIMEOUT'
+  | 'E_FS_WRITE'
+  | 'E_AUDIT_FAIL_ON';
+
+/** Exit codes, DESIGN rule 7. */
+export const ExitCode = {
+  success: 0,
+  failure: 1,
+  usage: 2,
+  partial: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface UpkeepErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  /** The exit code the CLI ends with when this error reaches it. */
+  exitCode?: ExitCode;
+  /** Extra machine-readable facts printed with --json. */
+  details?: Record<string, unknown>;
+}
+
+export class UpkeepError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly exitCode: ExitCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: UpkeepErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'UpkeepError';
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
+    this.details = options.details;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
+  }
+}
+
+export function isUpkeepError(value: unknown): value is UpkeepError {
+  return value instanceof UpkeepError;
+}
+
+/** A short, single-line description of any thrown value, for reasons and logs. */
+export function describeError(error: unknown): string {
+  if (error instanceof UpkeepError) return `${error.code}: ${error.message}`;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
