@@ -1,8 +1,8 @@
 // Bundles the CLI with esbuild so that start-up parses one file instead of
-// resolving hundreds of modules, and compiles the YAML catalog into one JSON
-// file so that an audit does not parse 130 YAML files on every run.
+// resolving hundreds of modules. The catalog stays YAML; it is compiled into the
+// user cache on first use (src/catalog/loader.ts).
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 
@@ -18,11 +18,10 @@ await build({
   splitting: true,
   sourcemap: 'linked',
   logLevel: 'warning',
+  define: { __UPKEEP_VERSION__: JSON.stringify(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version) },
   banner: {
     // Bundled CommonJS dependencies call require(); give ESM output one.
     js: "import { createRequire as __upkeepCreateRequire } from 'node:module'; const require = __upkeepCreateRequire(import.meta.url);",
   },
 });
 
-const { compileCatalog } = await import('./compile-catalog.mjs');
-await compileCatalog();

@@ -60,6 +60,8 @@ export interface Installation {
   version: string | null;
   method: InstallMethod;
   reason: string;
+  /** True when found in a PATH folder (the first such one is the one that runs). */
+  onPath?: boolean;
   /** Set when the binary is another program with the same name. */
   differentTool?: string;
   /** Set when the version could not be read, and why. */
@@ -86,6 +88,8 @@ export interface ToolReport {
   delta?: 'major' | 'minor' | 'patch';
   /** Why the status is unknown or different-tool. */
   reason?: string;
+  /** For outdated tools: the command that would upgrade the active installation. */
+  upgrade?: string;
   installed: { version: string | null; path: string; method: InstallMethod; reason: string } | null;
   installations: Installation[];
   latest: LatestVersion | null;

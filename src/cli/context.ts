@@ -1,0 +1,31 @@
+import type { Writable } from 'node:stream';
+import type { ExitCode } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Environment, Paths } from '../core/paths.ts';
+
+/** Everything a command handler may use; handlers never touch `process`. */
+export interface Context {
+  environment: Environment;
+  cwd: string;
+  home: string;
+  stdout: Writable;
+  stderr: Writable;
+  /** Live progress only on a terminal (DESIGN rule 7). */
+  stderrIsTTY: boolean;
+  color: boolean;
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  paths: Paths;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** What a handler returns: data for --json, a renderer for people, an exit code. */
+export interface CommandResult<T = unknown> {
+  exitCode: ExitCode;
+  data: T;
+  human: (color: boolean) => string;
+  /** Printed on stderr unless --quiet. */
+  warnings?: string[];
+}

@@ -1,0 +1,128 @@
+import { homedir } from 'node:os';
+import type { Writable } from 'node:stream';
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, UpkeepError, isUpkeepError } from '../core/errors.ts';
+import { createLogger, silentLogger, type Logger } from '../core/log.ts';
+import { resolvePaths, type Environment } from '../core/paths.ts';
+import { registerAuditCommand } from './commands/audit.ts';
+import { registerCatalogCommands } from './commands/catalog.ts';
+import { registerConfigCommands } from './commands/config.ts';
+import type { CommandResult, Context } from './context.ts';
+import { renderError, renderWarning } from './output/errors.ts';
+import { upkeepVersion } from './version.ts';
+
+export interface CliIo {
+  environment: Environment;
+  cwd: string;
+  stdout: Writable;
+  stderr: Writable;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+}
+
+export interface GlobalOptions {
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  logFile?: string;
+  color?: boolean;
+}
+
+export type Handler<Options> = (options: Options, context: Context, operands: string[]) => Promise<CommandResult>;
+
+/** Builds the context once the global options are known. */
+async function createContext(io: CliIo, globals: GlobalOptions): Promise<Context> {
+  const json = globals.json ?? false;
+  const color =
+    globals.color !== false && !io.environment.NO_COLOR && io.environment.TERM !== 'dumb' && (io.stdoutIsTTY || io.environment.FORCE_COLOR !== undefined);
+  let logger: Logger = silentLogger;
+  if (globals.verbose || globals.logFile) {
+    logger = await createLogger({ verbose: globals.verbose ?? false, logFile: globals.logFile, stderr: io.stderr });
+  }
+  return {
+    environment: io.environment,
+    cwd: io.cwd,
+    home: io.environment.HOME || homedir(),
+    stdout: io.stdout,
+    stderr: io.stderr,
+    stderrIsTTY: io.stderrIsTTY,
+    color,
+    json,
+    quiet: globals.quiet ?? false,
+    verbose: globals.verbose ?? false,
+    paths: resolvePaths(io.environment),
+    logger,
+    now: () => new Date(),
+  };
+}
+
+/**
+ * Runs one invocation and returns its exit code. Everything it needs comes
+ * in `io`, so tests run it in-process; only main.ts binds it to `process`.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  let exitCode: ExitCode = ExitCode.success;
+  let globals: GlobalOptions = {};
+  let context: Context | undefined;
+
+  const run = <Options>(handler: Handler<Options>) =>
+    async (...args: unknown[]): Promise<void> => {
+      const command = args.at(-1) as Command;
+      globals = command.optsWithGlobals<GlobalOptions>();
+      context = await createContext(io, globals);
+      const options = command.opts() as Options;
+      const result = await handler(options, context, command.args);
+      if (!context.quiet) for (const warning of result.warnings ?? []) io.stderr.write(renderWarning(warning, context.color));
+      if (context.json) io.stdout.write(`${JSON.stringify(result.data, null, 2)}\n`);
+      else {
+        const text = result.human(context.color);
+        if (text) io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      }
+      exitCode = result.exitCode;
+    };
+
+  const program = new Command('upkeep')
+    .description('Keeps a developer machine\'s tools present, correct and current.')
+    .version(upkeepVersion, '-V, --version', 'print the version of upkeep')
+    .option('--json', 'print machine-readable JSON on stdout')
+    .option('-q, --quiet', 'print only the result, no warnings or progress')
+    .option('-v, --verbose', 'print debug lines on stderr, and stacks for internal errors')
+    .option('--log-file <path>', 'append JSON-lines logs to this file')
+    .addOption(new Option('--no-color', 'never colour the output (NO_COLOR is honoured too)'))
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      // Usage errors are printed by the catch below, in the house format.
+      outputError: () => undefined,
+    });
+
+  registerAuditCommand(program, run);
+  registerCatalogCommands(program, run);
+  registerConfigCommands(program, run);
+
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+        return ExitCode.success;
+      }
+      const usage = new UpkeepError('E_USAGE', error.message.replace(/^error: /, ''), {
+        hint: 'run `upkeep --help` or `upkeep <command> --help` for usage',
+        exitCode: ExitCode.usage,
+      });
+      io.stderr.write(renderError(usage, { json: false, color: false, verbose: false }));
+      return ExitCode.usage;
+    }
+    const json = globals.json ?? argv.includes('--json');
+    const rendered = renderError(error, { json, color: context?.color ?? false, verbose: globals.verbose ?? false });
+    (json ? io.stdout : io.stderr).write(rendered);
+    context?.logger.error('command failed', { error: error instanceof Error ? error.message : String(error) });
+    exitCode = isUpkeepError(error) ? error.exitCode : ExitCode.failure;
+  } finally {
+    context?.logger.flush();
+  }
+  return exitCode;
+}
