@@ -269,7 +269,11 @@ function buildReport(
     return report;
   }
   if (!latest) {
-    report.reason = lookup?.reason ?? (tool.upstream.source === 'none' ? 'no upstream source is known' : 'the latest version is not known');
+    if (tool.upstream.source === 'none') {
+      report.reason = `no upstream source is tracked${tool.upstream.reason ? ` (${tool.upstream.reason})` : ''}`;
+    } else {
+      report.reason = lookup?.reason ?? 'the latest version is not known';
+    }
     return report;
   }
   const order = compareVersions(active.version, latest.version);

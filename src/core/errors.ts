@@ -9,7 +9,6 @@ export type ErrorCode =
   | 'E_UNKNOWN_PRESET'
   | 'E_CONFIG_INVALID'
   | 'E_CONFIG_PARSE'
-  | 'E_CATALOG_INVALID'
   | 'E_CATALOG_MISSING'
   | 'E_SNAPSHOT_MISSING'
   | 'E_SNAPSHOT_INVALID'
@@ -24,8 +23,7 @@ export type ErrorCode =
   | 'E_UPSTREAM_PARSE'
   | 'E_UPSTREAM_UNSUPPORTED'
   | 'E_LOCK_TIMEOUT'
-  | 'E_FS_WRITE'
-  | 'E_AUDIT_FAIL_ON';
+  | 'E_FS_WRITE';
 
 /** Exit codes, DESIGN rule 7. */
 export const ExitCode = {

@@ -30,7 +30,8 @@ export async function createSandbox(extra: Record<string, string> = {}): Promise
   const spawnLog = join(root, 'spawned.log');
   const environment: Record<string, string> = {
     HOME: home,
-    PATH: `${bin}:/usr/bin:/bin`,
+    // Only the stubs: the machine's own tools must not leak into a test.
+    PATH: bin,
     UPKEEP_HOME: upkeepHome,
     UPKEEP_SYSTEM_CONFIG: join(root, 'etc-upkeep.yaml'),
     STUB_LOG: spawnLog,
@@ -58,7 +59,7 @@ export async function writeStub(folder: string, name: string, options: StubOptio
   const body =
     options.script ??
     [
-      options.sleep ? `sleep ${options.sleep}` : '',
+      options.sleep ? `/bin/sleep ${options.sleep}` : '',
       options.stdout !== undefined ? `printf '%s\\n' ${quote(options.stdout)}` : '',
       options.stderr !== undefined ? `printf '%s\\n' ${quote(options.stderr)} >&2` : '',
       `exit ${options.exitCode ?? 0}`,

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { runAudit, type LatestResolver } from '../../audit/audit.ts';
 import { defaultSnapshotPath, readSnapshot, writeSnapshot } from '../../audit/snapshot.ts';
@@ -9,6 +10,7 @@ import { renderAudit, sortReports, type SortKey } from '../output/audit.ts';
 import { createProgress } from '../output/progress.ts';
 import type { Handler } from '../run.ts';
 import { upkeepVersion } from '../version.ts';
+import { findCatalogRoot } from '../../catalog/loader.ts';
 import { catalogFor, catalogWarnings, configFor } from './shared.ts';
 import { selectTools, splitList } from './select.ts';
 
@@ -145,8 +147,6 @@ async function latestResolver(
   onProgress: (done: number, total: number) => void,
 ): Promise<LatestResolver> {
   const { resolveLatest } = await import('../../audit/latest.ts');
-  const { findCatalogRoot } = await import('../../catalog/loader.ts');
-  const { join } = await import('node:path');
   return async (tools) =>
     resolveLatest({
       tools,
@@ -158,6 +158,7 @@ async function latestResolver(
       refresh,
       baselinePath: join(findCatalogRoot(context.environment), 'latest-versions.json'),
       now: context.now,
+      userAgent: `upkeep/${upkeepVersion}`,
       onProgress,
     });
 }
