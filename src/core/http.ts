@@ -296,7 +296,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   }
 
   function statusFailure(url: URL, status: number, headers: Record<string, string>): AttemptError {
-    const safeUrl = redact(url.href);
     const retryAfterMs = parseRetryAfter(headers['retry-after'], now());
     const githubLimit = (status === 403 || status === 429) && headers['x-ratelimit-remaining'] === '0';
     // GitHub's secondary limits answer 403 with Retry-After and no remaining count.
