@@ -7,19 +7,17 @@ import type { Executor } from '../core/exec.ts';
 import type { Logger } from '../core/log.ts';
 import type { Environment, Paths } from '../core/paths.ts';
 import { compareVersions, versionDelta } from '../core/version.ts';
-import { classifyInstallation } from './classify.ts';
+import { classifyInstallation, gatherEvidence, type GatheredEvidence } from './classify.ts';
 import { findCandidates, indexFolders, searchFolders, type Candidate } from './discover.ts';
-import { createPackageDatabase } from './packages.ts';
+import { createPackageDatabase, type PackageOwner } from './packages.ts';
 import {
   identityAfterProbe,
   identityBeforeProbe,
   ProbeCache,
   probeKey,
-  readShebang,
   runProbe,
   versionFromProbe,
   type BinaryIdentity,
-  type PackageOwner,
   type ProbeRecord,
 } from './probe.ts';
 import { detectShim, resolveShim } from './shims.ts';
@@ -108,12 +106,17 @@ export async function runAudit(options: AuditOptions): Promise<AuditOutcome> {
   if (uniqueUncached.length > 0) {
     const packages = createPackageDatabase({ root: options.systemRoot ?? '/', executor: options.executor });
     const lookupPaths = [...new Set(uniqueUncached.flatMap(({ candidate, binary }) => [candidate.path, candidate.realPath, binary.realPath]))];
-    const [owners, shebangs] = await Promise.all([
+    const [owners, evidence] = await Promise.all([
       packages.ownersOf(lookupPaths).catch((error: unknown) => {
         warnings.push(`could not read the system package database: ${(error as Error).message}`);
         return new Map<string, PackageOwner>();
       }),
-      Promise.all(uniqueUncached.map((target) => readShebang(target.binary.realPath))),
+      Promise.all(
+        uniqueUncached.map(
+          (target): Promise<GatheredEvidence> =>
+            gatherEvidence({ path: target.candidate.path, realPath: target.binary.realPath, home: options.home, environment: options.environment }),
+        ),
+      ),
     ]);
     const limit = pLimit(options.config.audit.concurrency ?? defaultConcurrency());
     let done = 0;
@@ -123,7 +126,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditOutcome> {
       uniqueUncached.map((target, position) =>
         limit(async () => {
           const owner = owners.get(target.binary.realPath) ?? owners.get(target.candidate.realPath) ?? owners.get(target.candidate.path) ?? null;
-          const shebang = shebangs[position] ?? null;
+          const gathered = evidence[position];
+          const shebang = gathered?.shebang ?? null;
           const record: ProbeRecord = {
             output: null,
             exitCode: null,
@@ -132,6 +136,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditOutcome> {
             owner,
             shebang,
             probedAt: now().toISOString(),
+            ...(gathered ? { evidence: gathered.evidence } : {}),
           };
           if (!identityBeforeProbe(target.tool, owner, shebang)) {
             Object.assign(record, await runProbe(target.tool, target.binary.path, {
@@ -178,12 +183,13 @@ async function targetFor(tool: Tool, candidate: Candidate, options: AuditOptions
     binary: { path: candidate.path, realPath: candidate.realPath, size: candidate.size, mtimeMs: candidate.mtimeMs, inode: candidate.inode },
     key: probeKey(candidate, tool.probe.args),
   };
-  const shim = detectShim(candidate.path, candidate.realPath);
+  const shim = detectShim(candidate.path, candidate.realPath, { home: options.home, environment: options.environment });
   if (!shim) return base;
   const name = candidate.path.split('/').pop()!;
   try {
     const resolved = await resolveShim({
       path: candidate.path,
+      realPath: candidate.realPath,
       name,
       manager: shim.manager,
       cwd: options.cwd,
@@ -220,6 +226,7 @@ function buildReport(
       home: options.home,
       owner,
       environment: options.environment,
+      ...(record?.evidence ? { evidence: record.evidence } : {}),
     });
     const differentTool =
       identityBeforeProbe(tool, owner, record?.shebang ?? null) ?? identityAfterProbe(tool, record?.output ?? null);

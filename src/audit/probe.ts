@@ -1,10 +1,11 @@
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tool } from '../catalog/schema.ts';
 import type { Executor } from '../core/exec.ts';
 import { describeError } from '../core/errors.ts';
 import { readJsonFile, withLock, writeJsonAtomic } from '../core/fs.ts';
 import { extractVersion } from '../core/version.ts';
+import type { ClassificationEvidence } from './classify.ts';
+import type { PackageOwner } from './packages.ts';
 
 /**
  * Runs a tool's version probe, and remembers what it printed keyed by the
@@ -13,11 +14,6 @@ import { extractVersion } from '../core/version.ts';
  * output is kept rather than the version, so a changed pattern in the catalog
  * takes effect without probing again.
  */
-
-export interface PackageOwner {
-  manager: string;
-  package: string;
-}
 
 export interface ProbeRecord {
   /** What the probe printed (stdout then stderr), cut to 8 KiB; null when it was not run. */
@@ -29,6 +25,8 @@ export interface ProbeRecord {
   owner: PackageOwner | null;
   /** The first line of a script, or null for a binary. */
   shebang: string | null;
+  /** What classification needs beyond paths (a venv's pyvenv.cfg, a rustup hard link). */
+  evidence?: ClassificationEvidence;
   probedAt: string;
 }
 
@@ -114,22 +112,6 @@ function validateCacheFile(raw: unknown): ProbeCacheFile {
   if (document.schemaVersion !== 1) throw new Error(`unknown schemaVersion ${String(document.schemaVersion)}`);
   if (!document.entries || typeof document.entries !== 'object') throw new Error('entries missing');
   return document as ProbeCacheFile;
-}
-
-/** The first line of a script (`#!...`), or null for a binary. */
-export async function readShebang(path: string): Promise<string | null> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-    const buffer = Buffer.alloc(256);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    if (bytesRead < 2 || buffer[0] !== 0x23 || buffer[1] !== 0x21) return null;
-    return buffer.subarray(0, bytesRead).toString('utf8').split('\n')[0]!.trim();
-  } catch {
-    return null;
-  } finally {
-    await handle?.close();
-  }
 }
 
 export interface RunProbeOptions {
