@@ -20,8 +20,13 @@ await build({
   logLevel: 'warning',
   define: { __UPKEEP_VERSION__: JSON.stringify(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version) },
   banner: {
-    // Bundled CommonJS dependencies call require(); give ESM output one.
-    js: "import { createRequire as __upkeepCreateRequire } from 'node:module'; const require = __upkeepCreateRequire(import.meta.url);",
+    // Bundled CommonJS dependencies use require() and __filename; give ESM output both.
+    js: [
+      "import { createRequire as __upkeepCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __upkeepFileURLToPath } from 'node:url';",
+      'const require = __upkeepCreateRequire(import.meta.url);',
+      'const __filename = __upkeepFileURLToPath(import.meta.url);',
+    ].join(' '),
   },
 });
 

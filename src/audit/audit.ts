@@ -84,13 +84,14 @@ export async function runAudit(options: AuditOptions): Promise<AuditOutcome> {
   const latestPromise = options.resolveLatest(options.tools);
 
   const folders = searchFolders(options.environment.PATH, options.config.audit.extraPaths, options.home, options.cwd);
-  const [index, cache] = await Promise.all([indexFolders(folders), ProbeCache.open(ProbeCache.fileIn(options.paths.cache))]);
+  const index = indexFolders(folders);
+  const cache = await ProbeCache.open(ProbeCache.fileIn(options.paths.cache));
   if (cache.warning) warnings.push(cache.warning);
   const pathFolders = folders.filter((folder) => folder.onPath).map((folder) => folder.path);
 
   const perTool = await Promise.all(
     options.tools.map(async (tool) => {
-      const candidates = await findCandidates(index, tool.binaries);
+      const candidates = findCandidates(index, tool.binaries);
       const targets = await Promise.all(candidates.map((candidate) => targetFor(tool, candidate, options, pathFolders)));
       return { tool, targets };
     }),
@@ -181,7 +182,7 @@ async function targetFor(tool: Tool, candidate: Candidate, options: AuditOptions
     tool,
     candidate,
     binary: { path: candidate.path, realPath: candidate.realPath, size: candidate.size, mtimeMs: candidate.mtimeMs, inode: candidate.inode },
-    key: probeKey(candidate, tool.probe.args),
+    key: probeKey(candidate, candidate.path, tool.probe.args),
   };
   const shim = detectShim(candidate.path, candidate.realPath, { home: options.home, environment: options.environment });
   if (!shim) return base;
@@ -202,7 +203,7 @@ async function targetFor(tool: Tool, candidate: Candidate, options: AuditOptions
     const realPath = await realpath(resolved.target);
     const info = await stat(realPath);
     const binary = { path: resolved.target, realPath, size: info.size, mtimeMs: info.mtimeMs, inode: info.ino };
-    return { ...base, binary, shimTarget: resolved.target, shimReason: resolved.reason, key: probeKey(binary, tool.probe.args) };
+    return { ...base, binary, shimTarget: resolved.target, shimReason: resolved.reason, key: probeKey(binary, resolved.target, tool.probe.args) };
   } catch (error) {
     options.logger.debug('shim not resolved', { path: candidate.path, error: (error as Error).message });
     return base;

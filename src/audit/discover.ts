@@ -1,4 +1,4 @@
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 
 /**
@@ -45,21 +45,25 @@ export interface FolderIndex {
   names: Map<string, Set<string>>;
 }
 
-export async function indexFolders(folders: SearchFolder[]): Promise<FolderIndex> {
-  const listings = await Promise.all(
-    folders.map(async (folder) => {
-      try {
-        return [folder.path, new Set(await readdir(folder.path))] as const;
-      } catch {
-        return [folder.path, new Set<string>()] as const;
-      }
-    }),
-  );
-  return { folders, names: new Map(listings) };
+// Discovery uses synchronous calls on purpose: a few dozen readdir, realpath
+// and stat calls answer from the kernel's caches in microseconds, while
+// their promise versions each take a round trip through libuv's thread pool
+// (measured: several milliseconds for a whole catalog on a warm audit).
+
+export function indexFolders(folders: SearchFolder[]): FolderIndex {
+  const names = new Map<string, Set<string>>();
+  for (const folder of folders) {
+    try {
+      names.set(folder.path, new Set(readdirSync(folder.path)));
+    } catch {
+      names.set(folder.path, new Set());
+    }
+  }
+  return { folders, names };
 }
 
 /** Every executable file named one of `binaries`, in search order, one per real path. */
-export async function findCandidates(index: FolderIndex, binaries: readonly string[]): Promise<Candidate[]> {
+export function findCandidates(index: FolderIndex, binaries: readonly string[]): Candidate[] {
   const hits: Array<{ path: string; onPath: boolean }> = [];
   for (const folder of index.folders) {
     const names = index.names.get(folder.path);
@@ -69,19 +73,17 @@ export async function findCandidates(index: FolderIndex, binaries: readonly stri
     }
   }
   if (hits.length === 0) return [];
-  const resolved = await Promise.all(
-    hits.map(async (hit) => {
+  const resolved = hits.map((hit) => {
       try {
-        const realPath = await realpath(hit.path);
-        const info = await stat(realPath);
+        const realPath = realpathSync(hit.path);
+        const info = statSync(realPath);
         if (!info.isFile() || (info.mode & 0o111) === 0) return null;
         return { ...hit, realPath, size: info.size, mtimeMs: info.mtimeMs, inode: info.ino };
       } catch {
         // A dangling symlink or a file removed since readdir: not an installation.
         return null;
       }
-    }),
-  );
+    });
   const seen = new Set<string>();
   const candidates: Candidate[] = [];
   for (const candidate of resolved) {

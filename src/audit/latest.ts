@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { BaselineSchema, type Baseline, type Tool, type UpstreamSource } from '../catalog/schema.ts';
 import type { Config } from '../core/config.ts';
 import { UpkeepError, describeError } from '../core/errors.ts';
@@ -31,18 +31,18 @@ export const CACHE_FILE = 'latest-v1.json';
 export const FAILURE_BACKOFF_MS = 60 * 60 * 1000;
 
 const CacheEntrySchema = z.object({
-  version: z.string().min(1),
+  version: z.string().check(z.minLength(1)),
   source: z.string(),
-  url: z.string().nullable(),
+  url: z.nullable(z.string()),
   fetchedAt: z.string(),
   method: z.string(),
-  etag: z.string().optional(),
+  etag: z.optional(z.string()),
 });
 const CacheSchema = z.object({
   schemaVersion: z.literal(1),
-  tools: z.record(z.string(), CacheEntrySchema).default({}),
-  hints: z.record(z.string(), z.string()).default({}),
-  failures: z.record(z.string(), z.object({ at: z.string(), reason: z.string() })).default({}),
+  tools: z._default(z.record(z.string(), CacheEntrySchema), {}),
+  hints: z._default(z.record(z.string(), z.string()), {}),
+  failures: z._default(z.record(z.string(), z.object({ at: z.string(), reason: z.string() })), {}),
 });
 export type LatestCache = z.infer<typeof CacheSchema>;
 export type LatestCacheEntry = z.infer<typeof CacheEntrySchema>;

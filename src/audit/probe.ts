@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Tool } from '../catalog/schema.ts';
 import type { Executor } from '../core/exec.ts';
 import { describeError } from '../core/errors.ts';
@@ -45,8 +45,13 @@ export interface BinaryIdentity {
   inode: number;
 }
 
-export function probeKey(binary: BinaryIdentity, args: readonly string[]): string {
-  return [binary.realPath, binary.size, binary.mtimeMs, binary.inode, args.join('\u0001')].join('\u0000');
+/**
+ * The name it is run as is part of the key: multi-call binaries (rustup's
+ * proxies `cargo` and `rustc` are hard links to rustup, busybox) answer
+ * according to argv[0].
+ */
+export function probeKey(binary: BinaryIdentity, invokedAs: string, args: readonly string[]): string {
+  return [binary.realPath, binary.size, binary.mtimeMs, binary.inode, basename(invokedAs), args.join('\u0001')].join('\u0000');
 }
 
 export class ProbeCache {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 import { CATEGORIES } from '../catalog/schema.ts';
 import { ExitCode, UpkeepError } from '../core/errors.ts';
 import { readJsonFile, writeJsonAtomic } from '../core/fs.ts';
@@ -16,13 +16,13 @@ const method = z.enum(INSTALL_METHODS);
 const InstallationSchema = z.object({
   path: z.string(),
   realPath: z.string(),
-  version: z.string().nullable(),
+  version: z.nullable(z.string()),
   method,
   reason: z.string(),
-  onPath: z.boolean().optional(),
-  differentTool: z.string().optional(),
-  error: z.string().optional(),
-  shimTarget: z.string().optional(),
+  onPath: z.optional(z.boolean()),
+  differentTool: z.optional(z.string()),
+  error: z.optional(z.string()),
+  shimTarget: z.optional(z.string()),
 });
 
 export const AuditDocumentSchema = z.object({
@@ -34,20 +34,20 @@ export const AuditDocumentSchema = z.object({
       name: z.string(),
       category: z.enum(CATEGORIES),
       status: z.enum(['up-to-date', 'outdated', 'ahead', 'not-installed', 'different-tool', 'unknown']),
-      delta: z.enum(['major', 'minor', 'patch']).optional(),
-      reason: z.string().optional(),
-      upgrade: z.string().optional(),
-      installed: z.object({ version: z.string().nullable(), path: z.string(), method, reason: z.string() }).nullable(),
+      delta: z.optional(z.enum(['major', 'minor', 'patch'])),
+      reason: z.optional(z.string()),
+      upgrade: z.optional(z.string()),
+      installed: z.nullable(z.object({ version: z.nullable(z.string()), path: z.string(), method, reason: z.string() })),
       installations: z.array(InstallationSchema),
-      latest: z
-        .object({
+      latest: z.nullable(
+        z.object({
           version: z.string(),
           source: z.string(),
-          url: z.string().nullable(),
+          url: z.nullable(z.string()),
           stale: z.boolean(),
-          fetchedAt: z.string().nullable(),
-        })
-        .nullable(),
+          fetchedAt: z.nullable(z.string()),
+        }),
+      ),
     }),
   ),
 });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { z } from 'zod';
+import type * as z from '../core/zod.ts';
 import { UpkeepError } from '../core/errors.ts';
 import { readJsonFile, writeJsonAtomic } from '../core/fs.ts';
 import { PresetsSchema, ToolSchema, type Presets, type Tool } from './schema.ts';
@@ -108,7 +108,7 @@ async function parseCatalog(
   names: string[],
   presetsFile: string,
 ): Promise<{ tools: Tool[]; presets: Presets; problems: CatalogProblem[] }> {
-  const { parse } = await import('yaml');
+  const { parse } = await import('../core/yaml.ts');
   const problems: CatalogProblem[] = [];
   const tools: Tool[] = [];
   const seen = new Map<string, string>();
@@ -163,7 +163,7 @@ async function parseCatalog(
   return { tools, presets, problems };
 }
 
-function zodProblems(file: string, error: z.ZodError): CatalogProblem[] {
+function zodProblems(file: string, error: z.core.$ZodError): CatalogProblem[] {
   return error.issues.map((issue) => ({ file, field: issue.path.map(String).join('.'), message: issue.message }));
 }
 

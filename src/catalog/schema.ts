@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../core/zod.ts';
 
 /**
  * The schema of catalog/tools/<id>.yaml. Unknown keys are rejected so that a
@@ -28,30 +28,32 @@ export const CATEGORIES = [
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 
-const identifier = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lower-case letters, digits, ".", "_" or "-"');
+const identifier = z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lower-case letters, digits, ".", "_" or "-"'));
 
 /** A regular expression written as a string; checked to compile. */
-const regexString = z.string().min(1).refine(
-  (text) => {
-    try {
-      new RegExp(text);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'is not a valid regular expression' },
+const regexString = z.string().check(
+  z.minLength(1),
+  z.refine(
+    (text) => {
+      try {
+        new RegExp(text);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'is not a valid regular expression' },
+  ),
 );
+const nonEmpty = z.string().check(z.minLength(1));
 
 export const ProbeSchema = z.strictObject({
   /** Arguments that make the tool print its version. */
-  args: z.array(z.string()).default(['--version']),
+  args: z._default(z.array(z.string()), ['--version']),
   /** A regex whose first group is the version; the generic extractor when absent. */
-  pattern: regexString.optional(),
+  pattern: z.optional(regexString),
   /** Seconds before the probe's process group is killed. */
-  timeout: z.number().positive().max(60).optional(),
+  timeout: z.optional(z.number().check(z.positive(), z.maximum(60))),
 });
 export type Probe = z.infer<typeof ProbeSchema>;
 
@@ -61,67 +63,67 @@ export type Probe = z.infer<typeof ProbeSchema>;
  */
 export const IdentitySchema = z.strictObject({
   /** The probe's output must match this. */
-  output: regexString.optional(),
+  output: z.optional(regexString),
   /** If a system package owns the binary, it must be one of these. */
-  packages: z.array(z.string().min(1)).optional(),
+  packages: z.optional(z.array(nonEmpty)),
   /** A binary owned by one of these system packages is another tool; it is never run. */
-  notPackages: z.array(z.string().min(1)).optional(),
+  notPackages: z.optional(z.array(nonEmpty)),
   /** A script's first line must match this. */
-  shebang: regexString.optional(),
+  shebang: z.optional(regexString),
 });
 export type Identity = z.infer<typeof IdentitySchema>;
 
-const repoSlug = z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must be "owner/name"');
+const repoSlug = z.string().check(z.regex(/^[\w.-]+\/[\w.-]+$/, 'must be "owner/name"'));
 
 export const UpstreamSchema = z.discriminatedUnion('source', [
   z.strictObject({
     source: z.literal('github'),
     repo: repoSlug,
     /** Only tags starting with this count (monorepos: `cli-v`). */
-    tagPrefix: z.string().optional(),
+    tagPrefix: z.optional(z.string()),
   }),
   z.strictObject({
     source: z.literal('gitlab'),
-    project: z.string().min(1),
-    host: z.string().optional(),
-    tagPrefix: z.string().optional(),
+    project: nonEmpty,
+    host: z.optional(z.string()),
+    tagPrefix: z.optional(z.string()),
   }),
-  z.strictObject({ source: z.literal('pypi'), package: z.string().min(1) }),
-  z.strictObject({ source: z.literal('crates'), crate: z.string().min(1) }),
-  z.strictObject({ source: z.literal('npm'), package: z.string().min(1) }),
-  z.strictObject({ source: z.literal('gnu'), project: z.string().min(1) }),
+  z.strictObject({ source: z.literal('pypi'), package: nonEmpty }),
+  z.strictObject({ source: z.literal('crates'), crate: nonEmpty }),
+  z.strictObject({ source: z.literal('npm'), package: nonEmpty }),
+  z.strictObject({ source: z.literal('gnu'), project: nonEmpty }),
   z.strictObject({
     source: z.literal('debian'),
     /** The source package, whose pool folder lists every version the archive holds. */
-    package: z.string().min(1),
+    package: nonEmpty,
     /** Which archive's pool to read (default: debian). */
-    archive: z.enum(['debian', 'ubuntu']).optional(),
+    archive: z.optional(z.enum(['debian', 'ubuntu'])),
   }),
-  z.strictObject({ source: z.literal('none'), reason: z.string().optional() }),
+  z.strictObject({ source: z.literal('none'), reason: z.optional(z.string()) }),
 ]);
 export type Upstream = z.infer<typeof UpstreamSchema>;
 export type UpstreamSource = Upstream['source'];
 
 export const ToolSchema = z.strictObject({
   id: identifier,
-  name: z.string().min(1),
-  description: z.string().min(1),
+  name: nonEmpty,
+  description: nonEmpty,
   homepage: z.url(),
   category: z.enum(CATEGORIES),
   /** Binary names to look for, most canonical first. Default: the id. */
-  binaries: z.array(z.string().regex(/^[^/\s]+$/, 'must be a file name')).min(1).optional(),
-  probe: ProbeSchema.default({ args: ['--version'] }),
-  identity: IdentitySchema.optional(),
+  binaries: z.optional(z.array(z.string().check(z.regex(/^[^/\s]+$/, 'must be a file name'))).check(z.minLength(1))),
+  probe: z._default(ProbeSchema, { args: ['--version'] }),
+  identity: z.optional(IdentitySchema),
   upstream: UpstreamSchema,
   /** Other names users type for this tool (`rg` for ripgrep). */
-  aliases: z.array(z.string().min(1)).optional(),
+  aliases: z.optional(z.array(nonEmpty)),
 });
 export type ToolInput = z.input<typeof ToolSchema>;
 export type Tool = z.infer<typeof ToolSchema> & { binaries: string[] };
 
 export const PresetsSchema = z.record(
   identifier,
-  z.strictObject({ description: z.string().min(1), tools: z.array(identifier).min(1) }),
+  z.strictObject({ description: nonEmpty, tools: z.array(identifier).check(z.minLength(1)) }),
 );
 export type Presets = z.infer<typeof PresetsSchema>;
 
@@ -130,7 +132,7 @@ export const BaselineSchema = z.strictObject({
   generatedAt: z.string(),
   tools: z.record(
     z.string(),
-    z.strictObject({ version: z.string().min(1), source: z.string(), url: z.string().optional() }),
+    z.strictObject({ version: nonEmpty, source: z.string(), url: z.optional(z.string()) }),
   ),
 });
 export type Baseline = z.infer<typeof BaselineSchema>;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from './zod.ts';
 import { ExitCode, UpkeepError } from './errors.ts';
 import type { Environment, Paths } from './paths.ts';
 
@@ -12,65 +12,67 @@ import type { Environment, Paths } from './paths.ts';
  * its value came from, for `upkeep config show --origin`.
  */
 
-const seconds = z.number().positive();
+const seconds = z.number().check(z.positive());
+const url = (value: string) => z._default(z.url(), value);
 
 export const ConfigSchema = z.strictObject({
-  schemaVersion: z.literal(1).default(1),
-  audit: z
-    .strictObject({
+  schemaVersion: z._default(z.literal(1), 1),
+  audit: z.prefault(
+    z.strictObject({
       /** Probes run at once; default: twice the cores (probes mostly wait). */
-      concurrency: z.int().min(1).max(64).optional(),
+      concurrency: z.optional(z.int().check(z.minimum(1), z.maximum(64))),
       /** Seconds before a version probe's process group is killed. */
-      probeTimeout: seconds.max(120).default(10),
+      probeTimeout: z._default(seconds.check(z.maximum(120)), 10),
       /** Folders searched after PATH. `~` is the home folder. */
-      extraPaths: z
-        .array(z.string())
-        .default([
-          '~/.local/bin',
-          '~/.cargo/bin',
-          '~/go/bin',
-          '~/.bun/bin',
-          '~/.deno/bin',
-          '~/.volta/bin',
-          '~/.local/share/pnpm',
-          '/usr/local/bin',
-          '/usr/local/go/bin',
-          '/opt/homebrew/bin',
-          '/home/linuxbrew/.linuxbrew/bin',
-          '/snap/bin',
-        ]),
+      extraPaths: z._default(z.array(z.string()), [
+        '~/.local/bin',
+        '~/.cargo/bin',
+        '~/go/bin',
+        '~/.bun/bin',
+        '~/.deno/bin',
+        '~/.volta/bin',
+        '~/.local/share/pnpm',
+        '/usr/local/bin',
+        '/usr/local/go/bin',
+        '/opt/homebrew/bin',
+        '/home/linuxbrew/.linuxbrew/bin',
+        '/snap/bin',
+      ]),
       /** Use caches only, never the network. */
-      offline: z.boolean().default(false),
+      offline: z._default(z.boolean(), false),
       /** Seconds a fetched latest version is trusted before it is asked again. */
-      cacheTtl: seconds.default(6 * 3600),
+      cacheTtl: z._default(seconds, 6 * 3600),
       /** Count pre-releases as the latest version. */
-      includePrereleases: z.boolean().default(false),
-    })
-    .prefault({}),
-  network: z
-    .strictObject({
+      includePrereleases: z._default(z.boolean(), false),
+    }),
+    {},
+  ),
+  network: z.prefault(
+    z.strictObject({
       /** Seconds for one HTTP request. */
-      timeout: seconds.max(300).default(10),
+      timeout: z._default(z.number().check(z.positive(), z.maximum(300)), 10),
       /** Retries of a transient failure (timeout, 5xx, reset). */
-      retries: z.int().min(0).max(10).default(2),
+      retries: z._default(z.int().check(z.minimum(0), z.maximum(10)), 2),
       /** Requests in flight to one host. */
-      perHostConcurrency: z.int().min(1).max(64).default(16),
-    })
-    .prefault({}),
+      perHostConcurrency: z._default(z.int().check(z.minimum(1), z.maximum(64)), 16),
+    }),
+    {},
+  ),
   /** Base URLs of upstream services; tests and mirrors point these elsewhere. */
-  endpoints: z
-    .strictObject({
-      github: z.url().default('https://github.com'),
-      githubApi: z.url().default('https://api.github.com'),
-      gitlab: z.url().default('https://gitlab.com'),
-      pypi: z.url().default('https://pypi.org'),
-      crates: z.url().default('https://crates.io'),
-      npm: z.url().default('https://registry.npmjs.org'),
-      gnu: z.url().default('https://ftp.gnu.org/gnu'),
-      debian: z.url().default('https://deb.debian.org/debian'),
-      ubuntu: z.url().default('http://archive.ubuntu.com/ubuntu'),
-    })
-    .prefault({}),
+  endpoints: z.prefault(
+    z.strictObject({
+      github: url('https://github.com'),
+      githubApi: url('https://api.github.com'),
+      gitlab: url('https://gitlab.com'),
+      pypi: url('https://pypi.org'),
+      crates: url('https://crates.io'),
+      npm: url('https://registry.npmjs.org'),
+      gnu: url('https://ftp.gnu.org/gnu'),
+      debian: url('https://deb.debian.org/debian'),
+      ubuntu: url('http://archive.ubuntu.com/ubuntu'),
+    }),
+    {},
+  ),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -171,7 +173,7 @@ async function readConfigFile(path: string): Promise<Tree | null> {
       exitCode: ExitCode.usage,
     });
   }
-  const { parse } = await import('yaml');
+  const { parse } = await import('./yaml.ts');
   let value: unknown;
   try {
     value = parse(text);
@@ -233,38 +235,40 @@ function setPath(target: Tree, dotted: string, value: unknown): void {
   node[parts.at(-1)!] = value;
 }
 
+type ValueKind = 'number' | 'boolean' | 'string' | 'array';
+interface SchemaDefinition {
+  type: string;
+  shape?: Record<string, { _zod: { def: SchemaDefinition } }>;
+  innerType?: { _zod: { def: SchemaDefinition } };
+}
+
 /** Every leaf key of the schema, with the kind of value it takes. */
-export function configKeys(): Array<{ key: string; kind: 'number' | 'boolean' | 'string' | 'array' }> {
-  const defaults = ConfigSchema.parse({}) as Tree;
-  const keys: Array<{ key: string; kind: 'number' | 'boolean' | 'string' | 'array' }> = [];
-  const visit = (shape: Record<string, z.ZodType>, prefix: string, sample: Tree): void => {
-    for (const [key, schema] of Object.entries(shape)) {
+export function configKeys(): Array<{ key: string; kind: ValueKind }> {
+  const keys: Array<{ key: string; kind: ValueKind }> = [];
+  const visit = (definition: SchemaDefinition, prefix: string): void => {
+    for (const [key, child] of Object.entries(definition.shape ?? {})) {
       const dotted = prefix ? `${prefix}.${key}` : key;
-      const inner = unwrap(schema);
-      if (inner instanceof z.ZodObject) {
-        visit(inner.shape as Record<string, z.ZodType>, dotted, (sample[key] as Tree) ?? {});
-      } else if (key !== 'schemaVersion') {
-        keys.push({ key: dotted, kind: kindOf(inner) });
-      }
+      const inner = unwrap(child._zod.def);
+      if (inner.type === 'object') visit(inner, dotted);
+      else if (key !== 'schemaVersion') keys.push({ key: dotted, kind: kindOf(inner) });
     }
   };
-  visit(ConfigSchema.shape as unknown as Record<string, z.ZodType>, '', defaults);
+  visit(ConfigSchema._zod.def as unknown as SchemaDefinition, '');
   return keys;
 }
 
-function unwrap(schema: z.ZodType): z.ZodType {
-  let current: z.ZodType = schema;
-  for (;;) {
-    const def = (current as unknown as { def: { type: string; innerType?: z.ZodType } }).def;
-    if (def.innerType && ['default', 'optional', 'prefault', 'nullable'].includes(def.type)) current = def.innerType;
-    else return current;
+function unwrap(definition: SchemaDefinition): SchemaDefinition {
+  let current = definition;
+  while (current.innerType && ['default', 'optional', 'prefault', 'nullable'].includes(current.type)) {
+    current = current.innerType._zod.def;
   }
+  return current;
 }
 
-function kindOf(schema: z.ZodType): 'number' | 'boolean' | 'string' | 'array' {
-  if (schema instanceof z.ZodNumber) return 'number';
-  if (schema instanceof z.ZodBoolean) return 'boolean';
-  if (schema instanceof z.ZodArray) return 'array';
+function kindOf(definition: SchemaDefinition): ValueKind {
+  if (definition.type === 'number' || definition.type === 'int') return 'number';
+  if (definition.type === 'boolean') return 'boolean';
+  if (definition.type === 'array') return 'array';
   return 'string';
 }
 
@@ -284,7 +288,7 @@ function environmentValues(environment: Environment): Map<string, { value: unkno
   return values;
 }
 
-function coerce(raw: string, kind: 'number' | 'boolean' | 'string' | 'array', variable: string): unknown {
+function coerce(raw: string, kind: ValueKind, variable: string): unknown {
   switch (kind) {
     case 'number': {
       const number = Number(raw);

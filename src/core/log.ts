@@ -66,11 +66,10 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
     });
   }
   if (options.logFile) {
-    const { pino } = await import('pino');
-    const destination = pino.destination({ dest: options.logFile, sync: true, mkdir: true, append: true });
-    const file = pino({ level: 'debug', base: { pid: process.pid } }, destination);
-    sinks.push((level, message, fields) => file[level](fields, message));
-    flushFile = () => destination.flushSync();
+    const { openLogFile } = await import('./log-file.ts');
+    const file = openLogFile(options.logFile);
+    sinks.push((level, message, fields) => file.write(level, fields, message));
+    flushFile = () => file.flush();
   }
   const log = (level: Level) => (message: string, fields: Fields = {}) => {
     const safe = redact(fields) as Fields;

@@ -40,14 +40,14 @@ describe('findCandidates', () => {
     await mkdir(join(first, 'fd'));
     await symlink(join(root, 'missing'), join(extra, 'fd'));
 
-    const index = await indexFolders(searchFolders(`${first}:${second}:${join(root, 'absent')}`, [extra], root, root));
-    const rg = await findCandidates(index, ['rg']);
+    const index = indexFolders(searchFolders(`${first}:${second}:${join(root, 'absent')}`, [extra], root, root));
+    const rg = findCandidates(index, ['rg']);
     expect(rg.map((candidate) => [candidate.path, candidate.onPath])).toEqual([
       [join(first, 'rg'), true],
       [join(extra, 'rg'), false],
     ]);
     expect(rg[0]!.realPath).toBe(join(first, 'rg'));
-    expect(await findCandidates(index, ['fd'])).toEqual([]);
+    expect(findCandidates(index, ['fd'])).toEqual([]);
   });
 
   it('looks for every binary name of a tool', async () => {
@@ -55,8 +55,8 @@ describe('findCandidates', () => {
     await executable(join(bin, 'ast-grep'));
     await symlink(join(bin, 'ast-grep'), join(bin, 'sg'));
     await executable(join(root, 'other', 'sg'));
-    const index = await indexFolders(searchFolders(`${bin}:${join(root, 'other')}`, [], root, root));
-    const found = await findCandidates(index, ['ast-grep', 'sg']);
+    const index = indexFolders(searchFolders(`${bin}:${join(root, 'other')}`, [], root, root));
+    const found = findCandidates(index, ['ast-grep', 'sg']);
     expect(found.map((candidate) => candidate.path)).toEqual([join(bin, 'ast-grep'), join(root, 'other', 'sg')]);
   });
 });

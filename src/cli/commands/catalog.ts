@@ -57,7 +57,7 @@ const showHandler: Handler<Record<string, never>> = async (_options, context, op
       exitCode: ExitCode.usage,
     });
   }
-  const { stringify } = await import('yaml');
+  const { stringify } = await import('../../core/yaml.ts');
   return { exitCode: ExitCode.success, data: tool, human: () => stringify(tool).trimEnd() };
 };
 
