@@ -49,7 +49,6 @@ export interface FolderIndex {
 // and stat calls answer from the kernel's caches in microseconds, while
 // their promise versions each take a round trip through libuv's thread pool
 // (measured: several milliseconds for a whole catalog on a warm audit).
-
 export function indexFolders(folders: SearchFolder[]): FolderIndex {
   const names = new Map<string, Set<string>>();
   for (const folder of folders) {
@@ -74,16 +73,16 @@ export function findCandidates(index: FolderIndex, binaries: readonly string[]):
   }
   if (hits.length === 0) return [];
   const resolved = hits.map((hit) => {
-      try {
-        const realPath = realpathSync(hit.path);
-        const info = statSync(realPath);
-        if (!info.isFile() || (info.mode & 0o111) === 0) return null;
-        return { ...hit, realPath, size: info.size, mtimeMs: info.mtimeMs, inode: info.ino };
-      } catch {
-        // A dangling symlink or a file removed since readdir: not an installation.
-        return null;
-      }
-    });
+    try {
+      const realPath = realpathSync(hit.path);
+      const info = statSync(realPath);
+      if (!info.isFile() || (info.mode & 0o111) === 0) return null;
+      return { ...hit, realPath, size: info.size, mtimeMs: info.mtimeMs, inode: info.ino };
+    } catch {
+      // A dangling symlink or a file removed since readdir: not an installation.
+      return null;
+    }
+  });
   const seen = new Set<string>();
   const candidates: Candidate[] = [];
   for (const candidate of resolved) {
