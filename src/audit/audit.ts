@@ -14,6 +14,7 @@ import {
   identityAfterProbe,
   identityBeforeProbe,
   ProbeCache,
+  probeFailure,
   probeKey,
   runProbe,
   versionFromProbe,
@@ -229,9 +230,10 @@ function buildReport(
       environment: options.environment,
       ...(record?.evidence ? { evidence: record.evidence } : {}),
     });
+    const broken = record ? probeFailure(record) : null;
     const differentTool =
-      identityBeforeProbe(tool, owner, record?.shebang ?? null) ?? identityAfterProbe(tool, record?.output ?? null);
-    const version = differentTool || !record ? null : versionFromProbe(tool, record);
+      identityBeforeProbe(tool, owner, record?.shebang ?? null) ?? (broken ? null : identityAfterProbe(tool, record?.output ?? null));
+    const version = differentTool || broken || !record ? null : versionFromProbe(tool, record);
     const installation: Installation & { package?: string } = {
       path: target.candidate.path,
       realPath: target.candidate.realPath,
@@ -245,6 +247,7 @@ function buildReport(
     if (differentTool) installation.differentTool = differentTool;
     else if (!record) installation.error = 'the binary was not probed';
     else if (record.error) installation.error = record.error;
+    else if (broken) installation.error = broken;
     else if (version === null) installation.error = describeUnreadable(record);
     return installation;
   });

@@ -135,7 +135,8 @@ export async function runProbe(tool: Tool, path: string, options: RunProbeOption
       maxOutput: 64 * 1024,
       mode: 'always',
       // Some tools print colour codes or localised text; ask for plain English.
-      env: { ...options.environment, LC_ALL: 'C', LANG: 'C', NO_COLOR: '1', TERM: 'dumb' },
+      // HashiCorp tools (terraform, packer, consul) would otherwise call home to check for updates.
+      env: { ...options.environment, LC_ALL: 'C', LANG: 'C', NO_COLOR: '1', TERM: 'dumb', CHECKPOINT_DISABLE: '1' },
     });
     const output = `${result.stdout}${result.stdout && result.stderr ? '\n' : ''}${result.stderr}`.slice(0, KEPT_OUTPUT);
     return {
@@ -147,6 +148,25 @@ export async function runProbe(tool: Tool, path: string, options: RunProbeOption
   } catch (error) {
     return { output: null, exitCode: null, timedOut: false, error: describeError(error) };
   }
+}
+
+/** Output that says the program could not run, whatever numbers it holds. */
+const BROKEN_OUTPUT =
+  /Traceback \(most recent call last\)|error while loading shared libraries|Can't locate \S+ in @INC|cannot execute binary file|ModuleNotFoundError|bad interpreter/;
+
+/**
+ * Why a probe's output cannot be trusted, or null. A Python traceback or a
+ * missing shared library prints paths full of version numbers
+ * (`/usr/lib/python3.11/...`) that must not be taken for the tool's version.
+ */
+export function probeFailure(record: Pick<ProbeRecord, 'output' | 'exitCode'>): string | null {
+  if (record.output === null) return null;
+  const broken = BROKEN_OUTPUT.exec(record.output);
+  if (record.exitCode === 126 || record.exitCode === 127 || broken) {
+    const line = (broken ? record.output.split('\n').find((text) => BROKEN_OUTPUT.test(text)) : record.output.trim().split('\n').at(-1)) ?? '';
+    return `the program could not run (exit code ${record.exitCode ?? 'none'}): ${line.trim().slice(0, 120)}`;
+  }
+  return null;
 }
 
 /** The version in a probe's output, by the tool's pattern or the generic extractor. */

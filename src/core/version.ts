@@ -257,8 +257,11 @@ export function versionFromTag(tag: string, prefix?: string): string | null {
     if (!text.startsWith(prefix)) return null;
     text = text.slice(prefix.length);
   }
-  // curl and old OpenSSL tag with underscores: `curl-8_11_0`, `OpenSSL_1_1_1w`.
-  if (!/\d\.\d/.test(text) && /\d_\d/.test(text)) text = text.replace(/(\d)_(?=\d)/g, '$1.');
+  // curl, old OpenSSL and OpenSSH tag with underscores: `curl-8_11_0`,
+  // `OpenSSL_1_1_1w`, `V_10_2_P1` (a portable release: 10.2p1).
+  if (!/\d\.\d/.test(text) && /\d_\d/.test(text)) {
+    text = text.replace(/(\d)_(?=\d)/g, '$1.').replace(/(\d)_p(\d+)/gi, '$1p$2');
+  }
   const token = TOKEN.exec(text);
   if (token) return token[1]!;
   // Single numbers and dates: `v20250922`, `release-2024-01-05`, `jdk-17+35`.

@@ -81,6 +81,19 @@ describe('upkeep audit --offline', () => {
     expect(report.installations).toHaveLength(2);
   });
 
+  it('takes no version from a probe that crashed, even if its output is full of numbers', async () => {
+    await writeStub(sandbox.bin, 'jq', {
+      stderr: 'Traceback (most recent call last):\n  File "/usr/lib/python3.11/site-packages/jq/__init__.py", line 3\nModuleNotFoundError: No module named jq',
+      exitCode: 1,
+    });
+    await writeStub(sandbox.bin, 'rg', { stderr: 'rg: error while loading shared libraries: libpcre2-8.so.0.11.2: cannot open shared object file', exitCode: 127 });
+    const document = (await runUpkeep(['audit', '--offline', '--json'], environment)).json<AuditDocument>();
+    expect(tool(document, 'jq')).toMatchObject({ status: 'unknown', installed: { version: null } });
+    expect(tool(document, 'jq').reason).toMatch(/could not run .*Traceback/);
+    expect(tool(document, 'ripgrep')).toMatchObject({ status: 'unknown', installed: { version: null } });
+    expect(tool(document, 'ripgrep').reason).toMatch(/exit code 127/);
+  });
+
   it('kills a hanging probe at its timeout and goes on with the other tools', async () => {
     await writeStub(sandbox.bin, 'slowtool', { sleep: 30, stdout: 'slowtool 1.0.0' });
     await writeStub(sandbox.bin, 'jq', { stdout: 'jq-1.7.1' });

@@ -64,6 +64,7 @@ const TOOLS: Record<string, FakeTool> = {
   npm: { source: 'npm', package: '@acme/cli', distTags: { latest: '1.2.3', next: '2.0.0-beta.1' } },
   'npm-plain': { source: 'npm', package: 'prettier', distTags: { latest: '3.3.3' } },
   gnu: { source: 'gnu', project: 'make', versions: ['3.82', '4.3', '4.4', '4.4.1'] },
+  'gnu-dated': { source: 'gnu', project: 'parallel', versions: ['20221122', '20250822', '20250722'] },
   debian: { source: 'debian', package: 'ripgrep', versions: ['13.0.0-4+b1', '14.1.0-1', '14.1.1+ds-2', '14.1.1+ds-1'] },
   'debian-lib': { source: 'debian', package: 'libyaml', versions: ['0.2.5-1', '0.2.4-1'] },
   'debian-pre': { source: 'debian', package: 'jq', versions: ['1.7.1-3', '1.8.0~rc1-1'] },
@@ -266,6 +267,10 @@ describe('gnu', () => {
     const result = await lookup('gnu');
     expect(result).toMatchObject({ version: '4.4.1', method: 'listing' });
     expect(result.url).toMatch(/\/gnu\/make\/make-4\.4\.1\.tar\.(gz|xz|bz2|lz)$/);
+  });
+
+  it('reads date versions without a dot (GNU parallel)', async () => {
+    expect((await lookup('gnu-dated')).version).toBe('20250822');
   });
 });
 

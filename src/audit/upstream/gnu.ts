@@ -22,7 +22,7 @@ export async function latestFromGnu(upstream: GnuUpstream, context: UpstreamCont
   const response = await context.http.get(folder, { accept: 'text/html', etag: etagFor(context, 'listing') });
   if (response.notModified) return notModified(context, 'listing', folder);
   const pattern = new RegExp(
-    `(?<![\\w.+-])${escapeRegExp(upstream.project)}-(\\d+(?:\\.\\d+)+[a-z]?)\\.tar\\.(gz|xz|bz2|lz|zst)(?![\\w-])`,
+    `(?<![\\w.+-])${escapeRegExp(upstream.project)}-(\\d+(?:\\.\\d+)*[a-z]?)\\.tar\\.(gz|xz|bz2|lz|zst)(?![\\w-])`,
     'g',
   );
   const candidates: Array<{ version: string; file: string }> = [];
