@@ -102,7 +102,18 @@ export interface InstallRoots {
   localBin: string;
 }
 
+/** Computed once per environment and home: an audit asks for them for every installation. */
+const rootsCache = new WeakMap<Environment, Map<string, InstallRoots>>();
+
 export function installRoots(home: string, environment: Environment): InstallRoots {
+  let byHome = rootsCache.get(environment);
+  if (!byHome) rootsCache.set(environment, (byHome = new Map()));
+  let roots = byHome.get(home);
+  if (!roots) byHome.set(home, (roots = computeInstallRoots(home, environment)));
+  return roots;
+}
+
+function computeInstallRoots(home: string, environment: Environment): InstallRoots {
   const homePath = normalize(home);
   const fromHome = (...parts: string[]): string => path.posix.join(homePath, ...parts);
   const variable = (name: string): string | undefined => {

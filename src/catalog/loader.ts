@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as z from '../core/zod.ts';
@@ -73,14 +73,12 @@ export async function loadCatalog(options: LoadCatalogOptions): Promise<Catalog>
       cause: error,
     });
   }
-  const stats = await Promise.all(
-    [...names.map((name) => join(toolsDir, name)), presetsFile].map((file) =>
-      stat(file).then(
-        (info) => `${basename(file)}:${info.size}:${info.mtimeMs}`,
-        () => `${basename(file)}:absent`,
-      ),
-    ),
-  );
+  // Synchronous stats: two hundred of them answer from the kernel's cache in
+  // about a millisecond, far less than the same number of thread-pool round trips.
+  const stats = [...names.map((name) => join(toolsDir, name)), presetsFile].map((file) => {
+    const info = statSync(file, { throwIfNoEntry: false });
+    return info ? `${basename(file)}:${info.size}:${info.mtimeMs}` : `${basename(file)}:absent`;
+  });
   const fingerprint = `${options.root}|${stats.join('|')}`;
 
   if (options.cacheFile) {

@@ -54,7 +54,7 @@ export const ConfigSchema = z.strictObject({
       /** Retries of a transient failure (timeout, 5xx, reset). */
       retries: z._default(z.int().check(z.minimum(0), z.maximum(10)), 2),
       /** Requests in flight to one host. */
-      perHostConcurrency: z._default(z.int().check(z.minimum(1), z.maximum(64)), 16),
+      perHostConcurrency: z._default(z.int().check(z.minimum(1), z.maximum(64)), 32),
     }),
     {},
   ),

@@ -1,8 +1,12 @@
-import { mkdir, readFile, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import lockfile from 'proper-lockfile';
-import writeFileAtomicModule from 'write-file-atomic';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { UpkeepError } from './errors.ts';
+
+// proper-lockfile (with graceful-fs, which patches fs) costs ~20 ms to load;
+// it is loaded on first use, not at start-up. A dynamic import of a CommonJS
+// package yields its exports as `default`.
+const loadLocker = async () => (await import('proper-lockfile')).default;
 
 /**
  * Files upkeep writes (DESIGN rule 5): written atomically (temp file, fsync,
@@ -10,11 +14,25 @@ import { UpkeepError } from './errors.ts';
  * a corrupt file is moved aside and reported, never a crash.
  */
 
+/**
+ * Temp file in the same folder, write, fsync, rename: readers see the old
+ * file or the new one, never half of one. Written here rather than with
+ * write-file-atomic, whose loading alone took 7 ms of a warm audit's 150.
+ */
 export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomicModule(path, data, { fsync: true });
+    const handle = await open(temporary, 'w', 0o644);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
   } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
     throw new UpkeepError('E_FS_WRITE', `could not write ${path}: ${(error as Error).message}`, {
       hint: 'check that the folder exists, is writable and the disk is not full',
       cause: error,
@@ -40,6 +58,7 @@ export interface LockOptions {
 export async function withLock<T>(path: string, action: () => Promise<T>, options: LockOptions = {}): Promise<T> {
   const timeout = options.timeout ?? 15_000;
   await mkdir(dirname(path), { recursive: true });
+  const lockfile = await loadLocker();
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(path, {
