@@ -89,7 +89,6 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     .option('-v, --verbose', 'print debug lines on stderr, and stacks for internal errors')
     .option('--log-file <path>', 'append JSON-lines logs to this file')
     .addOption(new Option('--no-color', 'never colour the output (NO_COLOR is honoured too)'))
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
@@ -109,7 +108,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
         return ExitCode.success;
       }
-      const usage = new UpkeepError('E_USAGE', error.message.replace(/^error: /, ''), {
+      const usage = new UpkeepError('E_USAGE', error.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' '), {
         hint: 'run `upkeep --help` or `upkeep <command> --help` for usage',
         exitCode: ExitCode.usage,
       });

@@ -60,6 +60,7 @@ export const auditHandler: Handler<AuditOptions> = async (options, context, oper
   const catalog = await catalogFor(context);
   const warnings = catalogWarnings(catalog);
   const { tools, explicit } = selectTools(catalog, [...operands, ...splitList(options.only)], options.preset);
+  context.logger.debug('audit', { catalog: catalog.root, tools: tools.length, fromSnapshot: options.fromSnapshot ?? false });
   const snapshotPath = options.snapshot ?? defaultSnapshotPath(context.paths.state);
 
   let document: AuditDocument;
@@ -98,6 +99,7 @@ export const auditHandler: Handler<AuditOptions> = async (options, context, oper
       });
       document = outcome.document;
       warnings.push(...outcome.warnings);
+      context.logger.debug('audit done', { installed: document.tools.filter((report) => report.installed).length, warnings: outcome.warnings.length });
     } finally {
       progress.done();
     }

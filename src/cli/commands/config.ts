@@ -31,7 +31,7 @@ const showHandler: Handler<{ origin?: boolean }> = async (options, context) => {
     human: (color) => {
       const c = colors(color);
       const rows = entries.map((entry) => {
-        const row = [entry.key, JSON.stringify(entry.value)];
+        const row = [entry.key, entry.value === undefined ? c.dim('(automatic)') : JSON.stringify(entry.value)];
         if (options.origin) row.push(c.dim(entry.origin));
         return row;
       });
