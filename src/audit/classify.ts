@@ -235,9 +235,8 @@ const launcherRule: Rule = ({ path: filePath, realPath, roots, show, name }) => 
     [roots.rbenv, 'rbenv', 'rbenv'],
     [roots.asdf, 'asdf', 'asdf'],
     [roots.mise, 'mise', 'mise'],
-    // No install method names these managers yet.
-    [roots.nodenv, 'unknown', 'nodenv'],
-    [roots.goenv, 'unknown', 'goenv'],
+    [roots.nodenv, 'nodenv', 'nodenv'],
+    [roots.goenv, 'goenv', 'goenv'],
   ];
   for (const [root, method, manager] of shims) {
     if (folder === path.posix.join(root, 'shims')) {
@@ -314,8 +313,8 @@ const versionManagerRule: Rule = (context) => {
     const envStyle: Array<[string, InstallMethod, string]> = [
       [roots.pyenv, 'pyenv', 'pyenv'],
       [roots.rbenv, 'rbenv', 'rbenv'],
-      [roots.nodenv, 'unknown', 'nodenv'],
-      [roots.goenv, 'unknown', 'goenv'],
+      [roots.nodenv, 'nodenv', 'nodenv'],
+      [roots.goenv, 'goenv', 'goenv'],
     ];
     for (const [root, method, manager] of envStyle) {
       const rest = below(file, path.posix.join(root, 'versions'));
@@ -381,8 +380,8 @@ const versionManagerRule: Rule = (context) => {
       [roots.mise, 'mise', 'mise'],
       [roots.nvm, 'nvm', 'nvm'],
       [roots.sdkman, 'sdkman', 'sdkman'],
-      [roots.nodenv, 'unknown', 'nodenv'],
-      [roots.goenv, 'unknown', 'goenv'],
+      [roots.nodenv, 'nodenv', 'nodenv'],
+      [roots.goenv, 'goenv', 'goenv'],
     ];
     for (const [root, method, manager] of managerHomes) {
       if (below(file, root)) return { method, reason: `part of ${manager}, under ${show(root)}` };

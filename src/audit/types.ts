@@ -15,6 +15,8 @@ export const INSTALL_METHODS = [
   'fnm',
   'pyenv',
   'rbenv',
+  'nodenv',
+  'goenv',
   'asdf',
   'mise',
   'volta',

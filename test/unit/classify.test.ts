@@ -100,7 +100,8 @@ const cases: Array<[string, Case]> = [
   ['mise shim', { input: { path: '/home/u/.local/share/mise/shims/node', realPath: '/home/u/.local/bin/mise' }, method: 'mise', reason: /mise shim in ~\/\.local\/share\/mise\/shims/ }],
   ['mise shim under MISE_DATA_DIR', { input: { path: '/data/mise/shims/python', realPath: '/usr/bin/mise', environment: { MISE_DATA_DIR: '/data/mise' } }, method: 'mise', reason: /mise shim in \/data\/mise\/shims/ }],
   ['sdkman candidate', { input: { path: '/home/u/.sdkman/candidates/java/current/bin/java', realPath: '/home/u/.sdkman/candidates/java/21.0.2-tem/bin/java' }, method: 'sdkman', reason: /sdkman java 21\.0\.2-tem/ }],
-  ['nodenv shim has no method yet', { input: { path: '/home/u/.nodenv/shims/node' }, method: 'unknown', reason: /nodenv shim/ }],
+  ['nodenv shim', { input: { path: '/home/u/.nodenv/shims/node' }, method: 'nodenv', reason: /nodenv shim/ }],
+  ['goenv shim', { input: { path: '/home/u/.goenv/shims/go' }, method: 'goenv', reason: /goenv shim/ }],
 
   // Go
   ['go install into ~/go/bin', { input: { path: '/home/u/go/bin/gopls' }, method: 'go', reason: /under ~\/go\/bin/ }],
