@@ -63,7 +63,6 @@ const TOKEN_SOURCE = [
   ')',
 ].join('');
 const TOKEN = new RegExp(TOKEN_SOURCE, 'i');
-const TOKEN_GLOBAL = new RegExp(TOKEN_SOURCE, 'gi');
 
 /**
  * A lone number (`less 590`, `openjdk version "21"`, `iputils 20221126`) or
@@ -267,9 +266,4 @@ export function versionFromTag(tag: string, prefix?: string): string | null {
   // Single numbers and dates: `v20250922`, `release-2024-01-05`, `jdk-17+35`.
   const bare = /(?<![\d.])v?(\d+(?:[-+~][0-9a-z]+(?:[.+~-][0-9a-z]+)*)?)$/i.exec(text);
   return bare ? bare[1]! : null;
-}
-
-/** Every version-looking token in a text, in order (for listings). */
-export function allVersionTokens(text: string): string[] {
-  return [...text.replace(ANSI, '').matchAll(TOKEN_GLOBAL)].map((match) => match[1]!);
 }

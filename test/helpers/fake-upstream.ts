@@ -503,11 +503,6 @@ export function upstreamOf(tool: FakeTool): Upstream {
   }
 }
 
-/** A Config `endpoints` block pointing at a running fake. */
-export function fakeEndpoints(fake: FakeUpstream): Config['endpoints'] {
-  return fake.endpoints();
-}
-
 function sha(text: string): string {
   return createHash('sha1').update(text).digest('hex');
 }

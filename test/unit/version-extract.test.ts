@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { allVersionTokens, extractVersion, parseVersion } from '../../src/core/version.ts';
+import { extractVersion, parseVersion } from '../../src/core/version.ts';
 import { capturedOutputs, recalledOutputs, versionOutputs } from '../fixtures/version-outputs/index.ts';
 import type { VersionOutput } from '../fixtures/version-outputs/index.ts';
 
@@ -153,21 +153,3 @@ describe('extractVersion', () => {
   });
 });
 
-describe('allVersionTokens', () => {
-  it('lists every version in order', () => {
-    expect(allVersionTokens('curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 OpenSSL/3.0.19 zlib/1.2.13')).toEqual([
-      '7.88.1',
-      '7.88.1',
-      '3.0.19',
-      '1.2.13',
-    ]);
-  });
-
-  it('does not start a token in the middle of a number', () => {
-    expect(allVersionTokens('10.1.2.3 and 4.5')).toEqual(['10.1.2.3', '4.5']);
-  });
-
-  it('finds none in text without versions', () => {
-    expect(allVersionTokens('no versions here, only 42 and x86_64')).toEqual([]);
-  });
-});
