@@ -108,18 +108,22 @@ export async function runAudit(options: AuditOptions): Promise<AuditOutcome> {
   if (uniqueUncached.length > 0) {
     const packages = createPackageDatabase({ root: options.systemRoot ?? '/', executor: options.executor });
     const lookupPaths = [...new Set(uniqueUncached.flatMap(({ candidate, binary }) => [candidate.path, candidate.realPath, binary.realPath]))];
-    const [owners, evidence] = await Promise.all([
-      packages.ownersOf(lookupPaths).catch((error: unknown) => {
-        warnings.push(`could not read the system package database: ${(error as Error).message}`);
-        return new Map<string, PackageOwner>();
-      }),
-      Promise.all(
-        uniqueUncached.map(
-          (target): Promise<GatheredEvidence> =>
-            gatherEvidence({ path: target.candidate.path, realPath: target.binary.realPath, home: options.home, environment: options.environment }),
-        ),
+    // The package database is read while the first probes already run: only
+    // tools whose identity names packages must wait for it before spawning.
+    const ownersPromise = packages.ownersOf(lookupPaths).catch((error: unknown) => {
+      warnings.push(`could not read the system package database: ${(error as Error).message}`);
+      return new Map<string, PackageOwner>();
+    });
+    const evidence = await Promise.all(
+      uniqueUncached.map(
+        (target): Promise<GatheredEvidence> =>
+          gatherEvidence({ path: target.candidate.path, realPath: target.binary.realPath, home: options.home, environment: options.environment }),
       ),
-    ]);
+    );
+    const ownerOf = async (target: ProbeTarget): Promise<PackageOwner | null> => {
+      const owners = await ownersPromise;
+      return owners.get(target.binary.realPath) ?? owners.get(target.candidate.realPath) ?? owners.get(target.candidate.path) ?? null;
+    };
     const limit = pLimit(options.config.audit.concurrency ?? defaultConcurrency());
     let done = 0;
     const total = uniqueUncached.length;
@@ -132,26 +136,31 @@ export async function runAudit(options: AuditOptions): Promise<AuditOutcome> {
     await Promise.all(
       order.map((position) => [uniqueUncached[position]!, position] as const).map(([target, position]) =>
         limit(async () => {
-          const owner = owners.get(target.binary.realPath) ?? owners.get(target.candidate.realPath) ?? owners.get(target.candidate.path) ?? null;
           const gathered = evidence[position];
           const shebang = gathered?.shebang ?? null;
+          const identity = target.tool.identity;
+          const needsOwner = Boolean(identity?.packages || identity?.notPackages);
+          let owner = needsOwner ? await ownerOf(target) : null;
+          let result: Awaited<ReturnType<typeof runProbe>> | null = null;
+          if (!identityBeforeProbe(target.tool, owner, shebang)) {
+            result = await runProbe(target.tool, target.binary.path, {
+              executor: options.executor,
+              timeout: options.config.audit.probeTimeout,
+              environment: options.environment,
+            });
+          }
+          if (!needsOwner) owner = await ownerOf(target);
           const record: ProbeRecord = {
             output: null,
             exitCode: null,
             timedOut: false,
             error: null,
+            ...result,
             owner,
             shebang,
             probedAt: now().toISOString(),
             ...(gathered ? { evidence: gathered.evidence } : {}),
           };
-          if (!identityBeforeProbe(target.tool, owner, shebang)) {
-            Object.assign(record, await runProbe(target.tool, target.binary.path, {
-              executor: options.executor,
-              timeout: options.config.audit.probeTimeout,
-              environment: options.environment,
-            }));
-          }
           // A timed-out probe is not remembered: the next audit tries again.
           if (!record.timedOut) cache.set(target.key, record);
           probed.set(target.key, record);
