@@ -117,7 +117,8 @@ export function parseVersion(text: string): Version | null {
     // `3.3a`, `1.1.1w`: a patch letter, not an alpha (an alpha has a number: `3.13.0a1`).
     post = letter[1]!.toLowerCase().charCodeAt(0) - 96;
   } else {
-    const preMatch = /^[-.~_]?([a-z]+)[-.]?(\d*)/i.exec(rest);
+    // The label must end the word: `-c0d9beba` (a commit hash) is no release candidate.
+    const preMatch = /^[-.~_]?([a-z]+)[-.]?(\d*)(?![a-z\d])/i.exec(rest);
     const label = preMatch?.[1]?.toLowerCase();
     const rank = label === undefined ? undefined : PRERELEASE_RANK[label];
     if (preMatch && label !== undefined && rank !== undefined) {

@@ -80,6 +80,7 @@ describe('compareVersions', () => {
     ['v1.2.3', '1.2.3'],
     ['go1.21.3', '1.21.3'],
     ['1.30.5-dispatcher', '1.30.5'],
+    ['0.148.0-c0d9beba', '0.148.0'],
     ['12.2.0-14+deb12u1', '12.2.0'],
     ['1.2.3+build.5', '1.2.3'],
     ['2024.01.05', '2024.1.5'],
@@ -216,7 +217,7 @@ describe('isPrerelease', () => {
     },
   );
 
-  it.each(['1.0.0', 'v1.2.3', '9.2p1', '3.3a', '1.30.5-dispatcher', '12.2.0-14+deb12u1', '1.9.0-stable', '2.1.0-release-394', '1.2.3+rc1', '1.8.0_392-b08', 'latest'])(
+  it.each(['1.0.0', 'v1.2.3', '9.2p1', '3.3a', '1.30.5-dispatcher', '12.2.0-14+deb12u1', '1.9.0-stable', '2.1.0-release-394', '1.2.3+rc1', '1.8.0_392-b08', '0.148.0-c0d9beba', 'latest'])(
     '%s is not a pre-release',
     (text) => {
       expect(isPrerelease(text)).toBe(false);
