@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import * as z from './zod.ts';
+
+/** Install methods, spelled here too because core imports no domain (catalog/schema.ts checks they agree). */
+export const METHOD_NAMES = ['apt', 'dnf', 'yum', 'pacman', 'apk', 'zypper', 'brew', 'snap', 'flatpak', 'binary', 'pipx', 'uv', 'pip', 'npm', 'cargo', 'go', 'script'] as const;
 import { ExitCode, UpkeepError } from './errors.ts';
 import type { Environment, Paths } from './paths.ts';
 
@@ -55,6 +58,48 @@ export const ConfigSchema = z.strictObject({
       retries: z._default(z.int().check(z.minimum(0), z.maximum(10)), 2),
       /** Requests in flight to one host. */
       perHostConcurrency: z._default(z.int().check(z.minimum(1), z.maximum(64)), 32),
+    }),
+    {},
+  ),
+  install: z.prefault(
+    z.strictObject({
+      /** Where the binary method puts executables. `~` is the home folder. */
+      binDir: z._default(z.string(), '~/.local/bin'),
+      /** ci, server or workstation; `auto` detects it (see `upkeep platform`). */
+      environment: z._default(z.enum(['auto', 'ci', 'server', 'workstation']), 'auto'),
+      /** Methods tried first, before a recipe's own order (e.g. [brew, binary]). */
+      prefer: z._default(z.array(z.enum(METHOD_NAMES)), []),
+      /** Methods never chosen. */
+      avoid: z._default(z.array(z.enum(METHOD_NAMES)), []),
+      /** Method order per language ecosystem, e.g. python: [uv, pipx, pip]. */
+      ecosystems: z._default(z.partialRecord(z.enum(['python', 'node', 'rust', 'go', 'ruby', 'system']), z.array(z.enum(METHOD_NAMES))), {}),
+      /** What a major-version upgrade does: accept, warn (ask; refuse in CI) or reject. */
+      breakingChanges: z._default(z.enum(['accept', 'warn', 'reject']), 'warn'),
+      /** Per-tool overrides: breakingChanges, method. */
+      tools: z._default(
+        z.record(
+          z.string(),
+          z.strictObject({
+            breakingChanges: z.optional(z.enum(['accept', 'warn', 'reject'])),
+            method: z.optional(z.enum(METHOD_NAMES)),
+          }),
+        ),
+        {},
+      ),
+      /** Backups kept per tool. */
+      keepBackups: z._default(z.int().check(z.minimum(1), z.maximum(100)), 5),
+      /** Retries of a step that failed on a network error or a held lock. */
+      retries: z._default(z.int().check(z.minimum(0), z.maximum(10)), 3),
+      /** Seconds of the first retry's wait; each next one doubles. */
+      retryDelay: z._default(z.number().check(z.minimum(0), z.maximum(60)), 2),
+      /** Seconds one install step may run (package managers, builds) before it is killed. */
+      stepTimeout: z._default(seconds.check(z.maximum(7200)), 900),
+      /** Tools that may run at once in a bulk install. */
+      concurrency: z._default(z.int().check(z.minimum(1), z.maximum(32)), 4),
+      /** How reconcile treats duplicate installations: parallel keeps them, aggressive removes the others. */
+      reconcile: z._default(z.enum(['parallel', 'aggressive']), 'parallel'),
+      /** Extra tools reconcile never removes. */
+      safelist: z._default(z.array(z.string()), []),
     }),
     {},
   ),
@@ -250,6 +295,8 @@ export function configKeys(): Array<{ key: string; kind: ValueKind }> {
       const dotted = prefix ? `${prefix}.${key}` : key;
       const inner = unwrap(child._zod.def);
       if (inner.type === 'object') visit(inner, dotted);
+      // Maps (install.tools) have no fixed keys to name a variable after.
+      else if (inner.type === 'record') continue;
       else if (key !== 'schemaVersion') keys.push({ key: dotted, kind: kindOf(inner) });
     }
   };
