@@ -19,6 +19,12 @@ export interface Context {
   paths: Paths;
   logger: Logger;
   now: () => Date;
+  /** The user id upkeep runs as (root needs no sudo). */
+  uid: number | undefined;
+  /** Asks a yes/no question on the terminal; null when nobody can answer (no TTY, CI). */
+  confirm: ((question: string) => Promise<boolean>) | null;
+  /** Text piped on stdin, read on demand (`explain-failure`). */
+  readStdin: () => Promise<string>;
 }
 
 /** What a handler returns: data for --json, a renderer for people, an exit code. */

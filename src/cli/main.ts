@@ -8,5 +8,8 @@ const exitCode = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   stdoutIsTTY: process.stdout.isTTY === true,
   stderrIsTTY: process.stderr.isTTY === true,
+  stdin: process.stdin,
+  stdinIsTTY: process.stdin.isTTY === true,
+  uid: process.getuid?.(),
 });
 process.exitCode = exitCode;

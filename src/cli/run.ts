@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UpkeepError, isUpkeepError } from '../core/errors.ts';
 import { createLogger, silentLogger, type Logger } from '../core/log.ts';
@@ -7,6 +7,9 @@ import { resolvePaths, type Environment } from '../core/paths.ts';
 import { registerAuditCommand } from './commands/audit.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerConfigCommands } from './commands/config.ts';
+import { registerExplainFailureCommand } from './commands/explain-failure.ts';
+import { registerInstallCommands } from './commands/install.ts';
+import { registerPlatformCommand } from './commands/platform.ts';
 import type { CommandResult, Context } from './context.ts';
 import { renderError, renderWarning } from './output/errors.ts';
 import { upkeepVersion } from './version.ts';
@@ -18,6 +21,9 @@ export interface CliIo {
   stderr: Writable;
   stdoutIsTTY: boolean;
   stderrIsTTY: boolean;
+  stdin?: Readable;
+  stdinIsTTY?: boolean;
+  uid?: number;
 }
 
 export interface GlobalOptions {
@@ -53,7 +59,30 @@ async function createContext(io: CliIo, globals: GlobalOptions): Promise<Context
     paths: resolvePaths(io.environment),
     logger,
     now: () => new Date(),
+    uid: io.uid,
+    confirm: io.stdinIsTTY && io.stderrIsTTY && io.stdin && !isCi(io.environment) ? (question) => ask(io, question) : null,
+    readStdin: async () => {
+      if (!io.stdin || io.stdinIsTTY) return '';
+      const chunks: Buffer[] = [];
+      for await (const chunk of io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+      return Buffer.concat(chunks).toString('utf8');
+    },
   };
+}
+
+function isCi(environment: Environment): boolean {
+  return Boolean(environment.CI && environment.CI !== 'false' && environment.CI !== '0');
+}
+
+/** One line from the terminal: y or yes is yes, anything else no. */
+async function ask(io: CliIo, question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const terminal = createInterface({ input: io.stdin!, output: io.stderr });
+  try {
+    return /^y(es)?$/i.test((await terminal.question(`${question} [y/N] `)).trim());
+  } finally {
+    terminal.close();
+  }
 }
 
 /**
@@ -100,6 +129,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
   registerAuditCommand(program, run);
   registerCatalogCommands(program, run);
   registerConfigCommands(program, run);
+  registerInstallCommands(program, run);
+  registerExplainFailureCommand(program, run);
+  registerPlatformCommand(program, run);
 
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
