@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // e2e files change the same machine (apt, npm -g): one at a time.
+    fileParallelism: process.env.UPKEEP_E2E !== '1',
   },
 });

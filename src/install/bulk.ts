@@ -3,8 +3,8 @@ import { UpkeepError } from '../core/errors.ts';
 
 /**
  * Bulk runs (seed 000, bulk operations): tools ordered in dependency levels
- * from `requires`; the tools of one level run in parallel (the package
- * manager mutexes in apply.ts keep two operations off one database);
+ * from `requires`; independent tools run in parallel (the package-manager
+ * mutexes in apply.ts keep two operations off one database);
  * `failFast` starts nothing new after a failure; `atomic` undoes everything
  * done when anything failed.
  */
@@ -66,37 +66,42 @@ export interface BulkOptions<T extends BulkItem, R> {
   onEnd?: (outcome: BulkOutcome<R>) => void;
 }
 
+/**
+ * Each item starts as soon as everything it requires is done (not when its
+ * whole level is): a slow package manager in one branch does not hold up
+ * another. Levels still decide the order and name a cycle up front.
+ */
 export async function runBulk<T extends BulkItem, R>(options: BulkOptions<T, R>): Promise<Array<BulkOutcome<R>>> {
   const levels = dependencyLevels(options.items);
   const outcomes = new Map<string, BulkOutcome<R>>();
   const completed: Array<{ item: T; result: R }> = [];
   const limit = pLimit(options.concurrency);
+  const settled = new Map<string, Promise<void>>();
   let stopped = false;
   const finish = (outcome: BulkOutcome<R>): void => {
     outcomes.set(outcome.id, outcome);
     options.onEnd?.(outcome);
   };
-
-  for (const level of levels) {
-    await Promise.all(
-      level.map((item) =>
-        limit(async () => {
-          const failedRequirement = item.requires.find((id) => outcomes.has(id) && outcomes.get(id)!.status !== 'done');
-          if (failedRequirement) return finish({ id: item.id, status: 'skipped', reason: `requires ${failedRequirement}, which did not install` });
-          if (stopped) return finish({ id: item.id, status: 'skipped', reason: 'stopped after a failure (--fail-fast)' });
-          options.onStart?.(item);
-          try {
-            const result = await options.run(item);
-            completed.push({ item, result });
-            finish({ id: item.id, status: 'done', result });
-          } catch (error) {
-            if (options.failFast || options.atomic) stopped = true;
-            finish({ id: item.id, status: 'failed', error });
-          }
-        }),
-      ),
-    );
-  }
+  const start = async (item: T): Promise<void> => {
+    await Promise.all(item.requires.map((id) => settled.get(id)).filter(Boolean));
+    const failedRequirement = item.requires.find((id) => outcomes.has(id) && outcomes.get(id)!.status !== 'done');
+    if (failedRequirement) return finish({ id: item.id, status: 'skipped', reason: `requires ${failedRequirement}, which did not install` });
+    await limit(async () => {
+      if (stopped) return finish({ id: item.id, status: 'skipped', reason: options.atomic ? 'stopped after a failure (--atomic)' : 'stopped after a failure (--fail-fast)' });
+      options.onStart?.(item);
+      try {
+        const result = await options.run(item);
+        completed.push({ item, result });
+        finish({ id: item.id, status: 'done', result });
+      } catch (error) {
+        if (options.failFast || options.atomic) stopped = true;
+        finish({ id: item.id, status: 'failed', error });
+      }
+    });
+  };
+  // Levels in order, so that an item's requirements are registered before it waits on them.
+  for (const level of levels) for (const item of level) settled.set(item.id, start(item));
+  await Promise.all(settled.values());
 
   const anyFailed = [...outcomes.values()].some((outcome) => outcome.status === 'failed');
   if (options.atomic && anyFailed && options.undo) {

@@ -157,7 +157,7 @@ export function planTool(tool: Tool, request: PlanRequest, context: PlanContext)
   }
   for (const id of methodRequires?.tools ?? []) requires.add(id);
   if (request.action !== 'uninstall') {
-    const packages = [...(tool.requires?.packages ?? []), ...(methodRequires?.packages ?? []), ...repositoryOf(tool, method)];
+    const packages = [...(tool.requires?.packages ?? []), ...(methodRequires?.packages ?? []), ...repositoryOf(tool, method, platform)];
     const prerequisite = prerequisiteStep(packages, context);
     if (prerequisite) steps.push(prerequisite);
   }
@@ -255,7 +255,9 @@ function methodRequirements(tool: Tool, method: Method): Tool['requires'] {
 }
 
 /** `repository: epel` on a dnf recipe: the group that enables it goes first. */
-function repositoryOf(tool: Tool, method: Method): Packages[] {
+function repositoryOf(tool: Tool, method: Method, platform: Platform): Packages[] {
+  // EPEL and its kind extend Enterprise Linux; Fedora ships those packages itself.
+  if (platform.distribution?.id === 'fedora') return [];
   const raw = tool.install?.[method];
   return raw && typeof raw === 'object' && !Array.isArray(raw) && 'repository' in raw && raw.repository ? [raw.repository] : [];
 }
