@@ -95,7 +95,7 @@ export function renderAudit(document: AuditDocument, options: RenderAuditOptions
   }
   const upgrades = reports.filter((report) => report.status === 'outdated');
   if (upgrades.length > 0) {
-    lines.push('', c.bold('Upgrades') + c.dim(' (what `upkeep upgrade` will run; until then, run it yourself)'));
+    lines.push('', c.bold('Upgrades') + c.dim(' (the command behind each one; `upkeep upgrade TOOL` runs it for you)'));
     lines.push(
       formatColumns(
         upgrades.map((report) => [
