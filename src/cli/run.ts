@@ -112,7 +112,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
 
   const program = new Command('upkeep')
     .description('Keeps a developer machine\'s tools present, correct and current.')
-    .version(upkeepVersion, '-V, --version', 'print the version of upkeep')
+    // Only -V at the program level: `install --version V` must reach the subcommand.
+    // `upkeep --version` (as the first word) is answered before parsing.
+    .version(upkeepVersion, '-V', 'print the version of upkeep (also --version)')
     .option('--json', 'print machine-readable JSON on stdout')
     .option('-q, --quiet', 'print only the result, no warnings or progress')
     .option('-v, --verbose', 'print debug lines on stderr, and stacks for internal errors')
@@ -133,6 +135,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
   registerExplainFailureCommand(program, run);
   registerPlatformCommand(program, run);
 
+  if (argv[0] === '--version') {
+    io.stdout.write(`${upkeepVersion}\n`);
+    return ExitCode.success;
+  }
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
   } catch (error) {
