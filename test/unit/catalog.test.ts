@@ -91,10 +91,33 @@ describe('loadCatalog on bad files', () => {
       ]);
     });
 
+    it('reports recipes whose templates do not render or whose names point nowhere', async () => {
+      const recipe = good.replace('id: good', 'id: recipe').concat(
+        [
+          'install:',
+          '  apt: recipe',
+          '  binary:',
+          '    url: https://example.org/recipe-{version}-{bogus}.tar.gz',
+          'prefer: [brew]',
+          'requires:',
+          '  tools: [nowhere]',
+          '  packages: [no-such-group]',
+          '',
+        ].join('\n'),
+      );
+      await writeFile(join(root, 'tools', 'recipe.yaml'), recipe);
+      await writeFile(join(root, 'groups.yaml'), 'build-tools:\n  description: compilers\n  debian: [build-essential]\n');
+      const run = await runUpkeep(['catalog', 'validate', '--dir', root, '--json'], sandbox.environment);
+      expect(run.exitCode).toBe(1);
+      const problems = run.json<{ problems: Array<{ file: string; field: string; message: string }> }>().problems.filter((problem) => problem.file === 'tools/recipe.yaml');
+      expect(problems.map((problem) => problem.field).sort()).toEqual(['install.binary', 'prefer.0', 'requires.packages.0', 'requires.tools.0']);
+      expect(problems.find((problem) => problem.field === 'install.binary')?.message).toMatch(/bogus/);
+    });
+
     it('exits 0 for the shipped catalog', async () => {
       const run = await runUpkeep(['catalog', 'validate'], sandbox.environment);
       expect(run.exitCode).toBe(0);
-      expect(run.stdout).toMatch(/^ok: \d+ tools and \d+ presets/);
+      expect(run.stdout).toMatch(/^ok: \d+ tools \(\d+ with recipes\), \d+ presets, \d+ package groups and \d+ failure handlers/);
     });
   });
 });
@@ -104,5 +127,37 @@ describe('closestNames', () => {
     expect(closestNames('ripgrap', ['ripgrep', 'rg', 'grep'])).toEqual(['ripgrep']);
     expect(closestNames('terra', ['terraform', 'terragrunt', 'jq'])).toEqual(['terraform', 'terragrunt']);
     expect(closestNames('zzzzzz', ['jq'])).toEqual([]);
+  });
+});
+
+describe('the shipped catalog', () => {
+  it('has recipes for at least 150 tools covering two families, and presets of known tools', async () => {
+    const catalog = await loadCatalog({ root: shipped });
+    const familyOf: Record<string, string> = { apt: 'debian', dnf: 'rhel', yum: 'rhel', pacman: 'arch', apk: 'alpine', zypper: 'suse', brew: 'macos' };
+    // A cross-platform method (a release binary, npm, pipx...) serves every family.
+    const covered = catalog.tools.filter((tool) => {
+      const families = new Set(Object.keys(tool.install ?? {}).map((method) => familyOf[method] ?? 'every'));
+      return families.size >= 2 || (families.has('every') && families.size >= 1 && Object.keys(tool.install ?? {}).length >= 2);
+    });
+    expect(covered.length).toBeGreaterThanOrEqual(150);
+    expect(Object.keys(catalog.presets).length).toBeGreaterThanOrEqual(15);
+    for (const name of ['agent-essentials', 'python-dev', 'node-dev', 'rust-dev', 'go-dev', 'devops', 'security', 'data']) expect(catalog.presets[name]).toBeDefined();
+    expect(catalog.problems).toEqual([]);
+  });
+
+  it('counts itself with catalog stats --json', async () => {
+    const sandbox = await createSandbox();
+    try {
+      const run = await runUpkeep(['catalog', 'stats', '--json'], sandbox.environment);
+      expect(run.exitCode).toBe(0);
+      const stats = run.json<{ tools: number; toolsWithRecipes: number; handlers: number; presets: number; methods: Record<string, number> }>();
+      expect(stats.toolsWithRecipes).toBeLessThanOrEqual(stats.tools);
+      expect(stats.toolsWithRecipes).toBeGreaterThanOrEqual(150);
+      expect(stats.handlers).toBeGreaterThanOrEqual(60);
+      expect(stats.methods.apt).toBeGreaterThan(0);
+      expect(Object.keys(stats.methods)).toContain('binary');
+    } finally {
+      await sandbox.cleanup();
+    }
   });
 });
