@@ -1,3 +1,9 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import type { Config } from './config.ts';
@@ -7,8 +13,9 @@ import type { Environment } from './paths.ts';
 
 /**
  * The one door to the network (DESIGN rule 3). Every HTTP request upkeep makes
- * goes through `HttpClient.get`: one keep-alive undici dispatcher (through the
- * proxy from HTTPS_PROXY/HTTP_PROXY unless NO_PROXY says otherwise), a cap on
+ * goes through `HttpClient.get`, or `download` for files streamed to disk:
+ * one keep-alive undici dispatcher (through the proxy from
+ * HTTPS_PROXY/HTTP_PROXY unless NO_PROXY says otherwise), a cap on
  * requests in flight per host, a timeout per attempt, retries with
  * exponential backoff and jitter on transient failures, GitHub rate-limit
  * awareness, conditional requests, a body size cap and tokens sent only to
@@ -45,8 +52,35 @@ export interface HttpResponse {
   notModified: boolean;
 }
 
+export interface DownloadOptions {
+  /** Largest file accepted. Default 2 GiB. */
+  maxBytes?: number;
+  /** Called as bytes arrive; `total` is the declared length, null when the server gave none. Restarts at 0 on a retry. */
+  onProgress?: (received: number, total: number | null) => void;
+  headers?: Record<string, string>;
+  accept?: string;
+  /** Milliseconds without a byte before an attempt is abandoned; default `network.timeout`. */
+  idleTimeoutMs?: number;
+  /** Retries of a transient failure; default `network.retries`. */
+  retries?: number;
+}
+
+export interface DownloadResult {
+  bytes: number;
+  /** Lower-case hex digests of the bytes written. */
+  sha256: string;
+  sha512: string;
+}
+
 export interface HttpClient {
   get(url: string, options?: HttpRequestOptions): Promise<HttpResponse>;
+  /**
+   * Streams a body into `destination` (created or truncated; its folder is
+   * created) while hashing it, following redirects. The bytes are stored as
+   * served, never decompressed, so that checksums published for the file
+   * match. On failure the partial file is removed.
+   */
+  download(url: string, destination: string, options?: DownloadOptions): Promise<DownloadResult>;
   /** When a host answered with a rate limit, the time (ms since epoch) it resets; else null. */
   rateLimitedUntil(host: string): number | null;
   close(): Promise<void>;
@@ -74,6 +108,7 @@ export interface HttpClientOptions {
 }
 
 const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
+const DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
 const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
@@ -295,6 +330,104 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
   }
 
+  /** One hop of a download: either a redirect to follow or the body, written and hashed. */
+  async function downloadAttempt(url: URL, destination: string, downloadOptions: DownloadOptions): Promise<DownloadHop> {
+    const headers: Record<string, string> = {
+      'user-agent': userAgent,
+      // The bytes are kept as served: a checksum is published for the file, not for a decoded body.
+      'accept-encoding': 'identity',
+      accept: downloadOptions.accept ?? '*/*',
+    };
+    for (const [name, value] of Object.entries(downloadOptions.headers ?? {})) headers[name.toLowerCase()] = value;
+    const token = tokenFor(url);
+    if (token && headers.authorization === undefined) headers.authorization = `Bearer ${token}`;
+
+    const idleMs = downloadOptions.idleTimeoutMs ?? defaultTimeoutMs;
+    const maxBytes = downloadOptions.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
+    const safeUrl = redact(url.href);
+    const controller = new AbortController();
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    // An idle timer rather than a deadline: a large file on a slow link is fine as long as bytes keep coming.
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+      }, idleMs);
+    };
+    let writeError: Error | undefined;
+    arm();
+    try {
+      const response = await request(url, { method: 'GET', headers, dispatcher, signal: controller.signal });
+      const responseHeaders = normaliseHeaders(response.headers);
+      const status = response.statusCode;
+      if (REDIRECT_STATUS.has(status) && responseHeaders.location) {
+        await response.body.dump().catch(() => undefined);
+        return { status, location: responseHeaders.location, bytes: 0, sha256: '', sha512: '' };
+      }
+      if (status < 200 || status >= 300) {
+        await response.body.dump().catch(() => undefined);
+        throw statusFailure(url, status, responseHeaders);
+      }
+      const declared = Number(responseHeaders['content-length']);
+      const total = responseHeaders['content-length'] !== undefined && Number.isFinite(declared) ? declared : null;
+      if (total !== null && total > maxBytes) {
+        response.body.on('error', () => undefined).destroy();
+        throw new AttemptError(bodyTooLarge(safeUrl, maxBytes), false);
+      }
+
+      const sha256 = createHash('sha256');
+      const sha512 = createHash('sha512');
+      let received = 0;
+      const meter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          received += chunk.length;
+          if (received > maxBytes) {
+            callback(new AttemptError(bodyTooLarge(safeUrl, maxBytes), false));
+            return;
+          }
+          sha256.update(chunk);
+          sha512.update(chunk);
+          arm();
+          downloadOptions.onProgress?.(received, total);
+          callback(null, chunk);
+        },
+      });
+      const file = createWriteStream(destination, { mode: 0o644 });
+      file.on('error', (error) => {
+        writeError ??= error;
+      });
+      downloadOptions.onProgress?.(0, total);
+      await pipeline(response.body, meter, file);
+      if (total !== null && received !== total) {
+        throw new AttemptError(
+          new UpkeepError('E_HTTP_BODY', `GET ${safeUrl} ended after ${received} of ${total} bytes`, {
+            hint: 'the connection was cut; try again',
+            details: { url: safeUrl, host: url.host, received, total, reason: 'body cut short' },
+          }),
+          true,
+        );
+      }
+      return { status, location: null, bytes: received, sha256: sha256.digest('hex'), sha512: sha512.digest('hex') };
+    } catch (error) {
+      if (error instanceof AttemptError) throw error;
+      if (writeError) throw new AttemptError(writeFailure(destination, writeError, safeUrl), false);
+      if (timedOut) {
+        throw new AttemptError(
+          new UpkeepError('E_HTTP_TIMEOUT', `no data for ${formatSeconds(idleMs)} (GET ${safeUrl})`, {
+            hint: 'the server or network is slow; raise network.timeout or try again later',
+            details: { url: safeUrl, host: url.host, reason: 'timed out' },
+          }),
+          true,
+        );
+      }
+      throw networkFailure(url, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   function statusFailure(url: URL, status: number, headers: Record<string, string>): AttemptError {
     const retryAfterMs = parseRetryAfter(headers['retry-after'], now());
     const githubLimit = (status === 403 || status === 429) && headers['x-ratelimit-remaining'] === '0';
@@ -365,8 +498,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return new AttemptError(upkeepError, code !== undefined && TRANSIENT_CODES.has(code));
   }
 
-  async function withRetries(url: URL, requestOptions: HttpRequestOptions): Promise<HttpResponse> {
-    const retries = requestOptions.retries ?? config.network.retries;
+  async function withRetries<T>(
+    url: URL,
+    retries: number,
+    perform: () => Promise<T>,
+    summary: (result: T) => Record<string, unknown>,
+  ): Promise<T> {
     for (let attemptNumber = 0; ; attemptNumber++) {
       if (closed) throw new Error('HttpClient used after close()');
       const until = rateLimitedUntil(url.host);
@@ -376,9 +513,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const started = now();
       let waitMs: number;
       try {
-        const response = await attempt(url, requestOptions);
-        logger.debug('http', { url: redact(url.href), status: response.status, ms: now() - started, attempt: attemptNumber + 1 });
-        return response;
+        const result = await perform();
+        logger.debug('http', { url: redact(url.href), ...summary(result), ms: now() - started, attempt: attemptNumber + 1 });
+        return result;
       } catch (error) {
         if (!(error instanceof AttemptError)) throw error;
         const last = attemptNumber >= retries || !error.transient;
@@ -410,7 +547,13 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       for (let hop = 0; ; hop++) {
         // The etag belongs to the first URL only.
         const hopOptions = hop === 0 ? requestOptions : { ...requestOptions, etag: undefined };
-        const response = await withRetries(current, hopOptions);
+        const hopUrl = current;
+        const response = await withRetries(
+          hopUrl,
+          hopOptions.retries ?? config.network.retries,
+          () => attempt(hopUrl, hopOptions),
+          (answer) => ({ status: answer.status }),
+        );
         const location = response.headers.location;
         if (!requestOptions.followRedirects || !REDIRECT_STATUS.has(response.status) || !location) return response;
         if (hop >= MAX_REDIRECTS) {
@@ -423,6 +566,42 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         current = new URL(location, current);
       }
     },
+    async download(url: string, destination: string, downloadOptions: DownloadOptions = {}): Promise<DownloadResult> {
+      let current: URL;
+      try {
+        current = new URL(url);
+      } catch {
+        throw new Error(`not a URL: ${redact(url)}`);
+      }
+      try {
+        await mkdir(dirname(destination), { recursive: true });
+      } catch (error) {
+        throw writeFailure(destination, error as Error, redact(url));
+      }
+      try {
+        for (let hop = 0; ; hop++) {
+          const hopUrl = current;
+          const result = await withRetries(
+            hopUrl,
+            downloadOptions.retries ?? config.network.retries,
+            () => downloadAttempt(hopUrl, destination, downloadOptions),
+            (answer) => (answer.location === null ? { status: answer.status, bytes: answer.bytes } : { status: answer.status }),
+          );
+          if (result.location === null) return { bytes: result.bytes, sha256: result.sha256, sha512: result.sha512 };
+          if (hop >= MAX_REDIRECTS) {
+            throw new UpkeepError('E_HTTP_STATUS', `too many redirects from GET ${redact(url)}`, {
+              hint: 'the server redirects in a loop; try again later',
+              details: { url: redact(url), status: result.status, reason: 'too many redirects' },
+            });
+          }
+          // Tokens are chosen per hop by origin, so a redirect to an asset host never carries them.
+          current = new URL(result.location, hopUrl);
+        }
+      } catch (error) {
+        await rm(destination, { force: true }).catch(() => undefined);
+        throw error;
+      }
+    },
     rateLimitedUntil,
     async close(): Promise<void> {
       if (closed) return;
@@ -430,6 +609,15 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       await dispatcher.close().catch(() => dispatcher.destroy().catch(() => undefined));
     },
   };
+}
+
+interface DownloadHop {
+  status: number;
+  /** Where a redirect points; null when the body was written. */
+  location: string | null;
+  bytes: number;
+  sha256: string;
+  sha512: string;
 }
 
 function normaliseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -466,6 +654,14 @@ function decode(raw: Buffer, encoding: string | undefined, maxBytes: number, saf
     }),
     false,
   );
+}
+
+function writeFailure(destination: string, error: Error, safeUrl: string): UpkeepError {
+  return new UpkeepError('E_FS_WRITE', `could not write ${destination}: ${error.message}`, {
+    hint: 'check that the folder is writable and the disk is not full',
+    cause: error,
+    details: { url: safeUrl, path: destination, reason: 'write failed' },
+  });
 }
 
 function bodyTooLarge(safeUrl: string, maxBytes: number): UpkeepError {

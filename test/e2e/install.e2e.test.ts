@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -44,6 +44,15 @@ function upkeep(args: string[], extra: NodeJS.ProcessEnv = {}): { status: number
       }
     },
   };
+}
+
+/** Like upkeep(), but without blocking this process: the test's own HTTP server must keep answering. */
+function upkeepAsync(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [cli, ...args], { env: { ...environment, ...extra }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      done({ status: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }
 
 function which(command: string): string | null {
@@ -162,7 +171,7 @@ describe('a release download with a tampered checksum', () => {
 
   afterAll(() => new Promise<void>((done) => server.close(() => done())));
 
-  it('installs nothing and removes the download', () => {
+  it('installs nothing and removes the download', async () => {
     const catalog = join(home, 'binary-catalog');
     mkdirSync(join(catalog, 'tools'), { recursive: true });
     cpSync(join(root, 'catalog', 'handlers'), join(catalog, 'handlers'), { recursive: true });
@@ -185,9 +194,9 @@ describe('a release download with a tampered checksum', () => {
       ].join('\n'),
     );
     const binDir = join(home, 'bin');
-    const run = upkeep(['install', 'fakebin', '--version', '1.0.0', '--yes', '--json'], { UPKEEP_CATALOG_DIR: catalog, UPKEEP_INSTALL_BIN_DIR: binDir });
-    expect(run.status).toBe(1);
-    const outcome = run.json<{ outcomes: Outcome[] }>().outcomes[0]!;
+    const run = await upkeepAsync(['install', 'fakebin', '--version', '1.0.0', '--yes', '--json'], { UPKEEP_CATALOG_DIR: catalog, UPKEEP_INSTALL_BIN_DIR: binDir });
+    expect(run.status, run.stderr).toBe(1);
+    const outcome = (JSON.parse(run.stdout) as { outcomes: Outcome[] }).outcomes[0]!;
     expect(outcome.status).toBe('failed');
     expect(outcome.error?.code).toBe('E_CHECKSUM_MISMATCH');
     expect(existsSync(join(binDir, 'fakebin'))).toBe(false);
