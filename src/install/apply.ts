@@ -176,7 +176,8 @@ function stepFailure(plan: ToolPlan, step: PlannedStep, result: ExecResult, atte
       // 137 is how a shell reports SIGKILL (the out-of-memory killer); handlers match on it.
       exitCode: result.exitCode ?? (result.signal === 'SIGKILL' ? 137 : null),
       attempts,
-      output: output.slice(-16_000),
+      // The timeout handler matches this sentence; the process said nothing about it itself.
+      output: `${output.slice(-16_000)}${result.timedOut ? `\nupkeep: the command ${how}` : ''}`,
     },
   });
 }
