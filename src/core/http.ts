@@ -316,13 +316,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     } catch (error) {
       if (error instanceof AttemptError) throw error;
       if (timedOut) {
-        throw new AttemptError(
-          new UpkeepError('E_HTTP_TIMEOUT', `timed out after ${formatSeconds(timeoutMs)} (GET ${safeUrl})`, {
-            hint: 'the server or network is slow; raise network.timeout or try again later',
-            details: { url: safeUrl, host: url.host, reason: 'timed out' },
-          }),
-          true,
-        );
+        throw new AttemptError(timeoutFailure(`timed out after ${formatSeconds(timeoutMs)}`, safeUrl, url), true);
       }
       throw networkFailure(url, error);
     } finally {
@@ -414,13 +408,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       if (error instanceof AttemptError) throw error;
       if (writeError) throw new AttemptError(writeFailure(destination, writeError, safeUrl), false);
       if (timedOut) {
-        throw new AttemptError(
-          new UpkeepError('E_HTTP_TIMEOUT', `no data for ${formatSeconds(idleMs)} (GET ${safeUrl})`, {
-            hint: 'the server or network is slow; raise network.timeout or try again later',
-            details: { url: safeUrl, host: url.host, reason: 'timed out' },
-          }),
-          true,
-        );
+        throw new AttemptError(timeoutFailure(`no data for ${formatSeconds(idleMs)}`, safeUrl, url), true);
       }
       throw networkFailure(url, error);
     } finally {
@@ -713,4 +701,11 @@ function proxyPassword(proxy: string | undefined): string | undefined {
 
 function formatSeconds(milliseconds: number): string {
   return milliseconds % 1000 === 0 ? `${milliseconds / 1000}s` : `${(milliseconds / 1000).toFixed(1)}s`;
+}
+
+function timeoutFailure(what: string, safeUrl: string, url: URL): UpkeepError {
+  return new UpkeepError('E_HTTP_TIMEOUT', `${what} (GET ${safeUrl})`, {
+    hint: 'the server or network is slow; raise network.timeout or try again later',
+    details: { url: safeUrl, host: url.host, reason: 'timed out' },
+  });
 }
