@@ -12,9 +12,11 @@ import type { Session } from './session.ts';
 
 export async function auditTools(session: Session, tools: Tool[], options: { offline: boolean; refresh?: boolean }): Promise<ToolReport[]> {
   const { resolveLatest } = await import('../audit/latest.ts');
+  // Release downloads land in install.binDir, which the audit must search even when configured elsewhere.
+  const config = { ...session.config, audit: { ...session.config.audit, extraPaths: [session.binDir, ...session.config.audit.extraPaths] } };
   const outcome = await runAudit({
     tools,
-    config: session.config,
+    config,
     paths: session.paths,
     environment: session.environment,
     cwd: session.cwd,
@@ -79,7 +81,10 @@ export function managedBy(
   session: Pick<Session, 'platform'>,
   ownerPackage?: string,
 ): ManagedInstallation | null {
-  if (record && (record.files?.some((file) => file.path === installation.path || file.path === installation.realPath) || FROM_CLASSIFICATION[installation.method] === record.method)) {
+  // The audit cannot tell a release binary or a stub-free npm prefix from a file copied by hand; upkeep's record can.
+  const unclassified = installation.method === 'manual' || installation.method === 'unknown';
+  const sameFile = record?.files?.some((file) => file.path === installation.path || file.path === installation.realPath) ?? false;
+  if (record && (sameFile || FROM_CLASSIFICATION[installation.method] === record.method || (unclassified && !record.files))) {
     return {
       method: record.method,
       ...(record.packages?.[0] ? { package: record.packages[0] } : {}),

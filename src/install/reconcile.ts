@@ -2,6 +2,7 @@ import type { Installation, ToolReport } from '../audit/types.ts';
 import type { Method } from '../catalog/schema.ts';
 import { describeError } from '../core/errors.ts';
 import { installRecords, managedBy, ownerPackage } from './current.ts';
+import type { InstallRecord } from './records.ts';
 import { recipeMethods } from './managers.ts';
 import { selectMethod } from './select.ts';
 import type { Session } from './session.ts';
@@ -41,7 +42,7 @@ export async function reconcileTool(
   const installations = report.installations.filter((installation) => !installation.differentTool);
   const records = await installRecords(session);
   const active = installations.find((installation) => installation.onPath) ?? installations[0]!;
-  const { preferred, reason } = choosePreferred(session, report, installations, active);
+  const { preferred, reason } = choosePreferred(session, report, installations, active, records.get(tool.id));
   const safelisted = SYSTEM_SAFELIST.has(tool.id) || session.config.install.safelist.includes(tool.id) || tool.binaries.some((binary) => SYSTEM_SAFELIST.has(binary));
 
   const entries: ReconcileEntry[] = [];
@@ -85,13 +86,15 @@ function choosePreferred(
   report: ToolReport,
   installations: Installation[],
   active: Installation,
+  record: InstallRecord | undefined,
 ): { preferred: Installation; reason: string } {
   const tool = session.catalog.byId.get(report.id)!;
   if (recipeMethods(tool).length > 0) {
     try {
       const selection = selectMethod(tool, { platform: session.platform, config: session.config.install });
       for (const choice of [selection.chosen, ...selection.alternatives]) {
-        const match = installations.find((installation) => managedBy(installation, undefined, session)?.method === (choice.method as Method));
+        // The record counts: a release binary or a package upkeep installed looks hand-copied to the audit.
+        const match = installations.find((installation) => managedBy(installation, record, session)?.method === (choice.method as Method));
         if (match) return { preferred: match, reason: `installed with ${choice.method}, the preferred method here (${choice.reason})` };
       }
     } catch {

@@ -61,9 +61,7 @@ export function unavailableReason(method: Method, platform: Platform): string | 
     return `${traits.command ?? method} is not installed`;
   }
   if (traits.needsRoot && platform.privilege === 'none') return `${method} needs root, and upkeep is not root and has no sudo`;
-  if (method === 'brew' && platform.privilege === 'root' && platform.os === 'linux' && !platform.managerPaths.brew) {
-    return 'Homebrew does not run as root';
-  }
+  if (method === 'brew' && platform.privilege === 'root') return 'Homebrew refuses to run as root';
   if (method === 'binary' && (platform.os === null || platform.arch === null)) {
     return `no release binaries for ${platform.rawOs}/${platform.rawArch}`;
   }
@@ -91,6 +89,11 @@ export function selectMethod(tool: Tool, options: SelectOptions): Selection {
       throw new UpkeepError('E_METHOD_UNAVAILABLE', `${tool.id} has no ${options.method} recipe`, {
         hint: `its recipe has: ${methods.join(', ')}`,
         exitCode: ExitCode.usage,
+      });
+    }
+    if (METHOD_TRAITS[options.method].needsRoot && platform.privilege === 'none' && platform.methods.includes(options.method)) {
+      throw new UpkeepError('E_NEEDS_ROOT', `installing ${tool.id} with ${options.method} needs root (${options.method} changes system folders), and upkeep is not root and sudo is not installed`, {
+        hint: `run upkeep as root, or install sudo; its recipe also has: ${methods.filter((method) => method !== options.method).join(', ') || 'nothing else'}`,
       });
     }
     const reason = unavailableReason(options.method, platform) ?? options.supports?.(options.method) ?? null;

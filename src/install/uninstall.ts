@@ -73,7 +73,8 @@ export async function uninstallOne(session: Session, planned: UninstallPlan, for
     }
   }
   const steps = await applyPlan(plan, session.applyContext);
-  if (!session.executor.dryRun) await updateRecord(session.paths.state, tool.id, null);
+  // A record that describes another installation of the tool (the one reconcile keeps) stays.
+  if (!session.executor.dryRun && planned.managed.source === 'record') await updateRecord(session.paths.state, tool.id, null);
   session.refresh();
   return { tool: tool.id, status: 'uninstalled', method: plan.method, path: planned.installation.path, steps, ...(alsoRemoved.length > 0 ? { reason: `also removed: ${alsoRemoved.join(', ')}` } : {}) };
 }

@@ -1,7 +1,7 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { runCli } from '../../src/cli/run.ts';
 
 /**
@@ -79,14 +79,31 @@ export interface CliRun {
 }
 
 /** Runs upkeep in-process with the sandbox's environment. */
-export async function runUpkeep(argv: string[], environment: Record<string, string>, cwd = environment.HOME ?? tmpdir()): Promise<CliRun> {
+export interface RunOptions {
+  /** The user id upkeep believes it runs as (default: the real one). */
+  uid?: number;
+  /** Piped on stdin. */
+  stdin?: string;
+}
+
+export async function runUpkeep(argv: string[], environment: Record<string, string>, cwd = environment.HOME ?? tmpdir(), options: RunOptions = {}): Promise<CliRun> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
   let err = '';
   stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exitCode = await runCli(argv, { environment, cwd, stdout, stderr, stdoutIsTTY: false, stderrIsTTY: false });
+  const stdin = options.stdin === undefined ? undefined : Readable.from([options.stdin]);
+  const exitCode = await runCli(argv, {
+    environment,
+    cwd,
+    stdout,
+    stderr,
+    stdoutIsTTY: false,
+    stderrIsTTY: false,
+    ...(stdin ? { stdin, stdinIsTTY: false } : {}),
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+  });
   return {
     exitCode,
     stdout: out,

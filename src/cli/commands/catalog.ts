@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { closestNames, findCatalogRoot, loadCatalog } from '../../catalog/loader.ts';
-import { CATEGORIES } from '../../catalog/schema.ts';
+import { CATEGORIES, METHODS } from '../../catalog/schema.ts';
 import { ExitCode, UpkeepError } from '../../core/errors.ts';
 import { colors, formatColumns } from '../output/colors.ts';
 import type { Handler } from '../run.ts';
@@ -20,6 +20,7 @@ export function registerCatalogCommands(program: Command, run: <T>(handler: Hand
     .summary('check every catalog file; exits 1 and names each bad file, field and reason')
     .option('--dir <path>', 'catalog folder to check (default: the one upkeep uses)')
     .action(run(validateHandler));
+  catalog.command('stats').summary('count tools, recipes, handlers, presets and tools per install method').action(run(statsHandler));
 }
 
 const listHandler: Handler<{ category?: string }> = async (options, context) => {
@@ -79,18 +80,56 @@ const validateHandler: Handler<{ dir?: string }> = async (options, context) => {
   const root = options.dir ?? findCatalogRoot(context.environment);
   // Always from the files themselves, never from the compiled cache.
   const catalog = await loadCatalog({ root });
-  const ok = catalog.problems.length === 0;
+  const [{ loadGroups, loadHandlers }, { recipeProblems }] = await Promise.all([import('../../catalog/handlers.ts'), import('../../install/recipe-checks.ts')]);
+  const [groups, handlers] = await Promise.all([loadGroups(root), loadHandlers(root)]);
+  const problems = [...catalog.problems, ...groups.problems, ...recipeProblems(catalog, groups.groups), ...handlers.problems];
+  const ok = problems.length === 0;
+  const summary = `${catalog.tools.length} tools (${catalog.tools.filter((tool) => tool.install).length} with recipes), ${Object.keys(catalog.presets).length} presets, ${Object.keys(groups.groups).length} package groups and ${handlers.handlers.length} failure handlers`;
   return {
     exitCode: ok ? ExitCode.success : ExitCode.failure,
-    data: { root, tools: catalog.tools.length, presets: Object.keys(catalog.presets).length, problems: catalog.problems },
+    data: {
+      root,
+      tools: catalog.tools.length,
+      presets: Object.keys(catalog.presets).length,
+      groups: Object.keys(groups.groups).length,
+      handlers: handlers.handlers.length,
+      problems,
+    },
     human: (color) => {
       const c = colors(color);
-      if (ok) return `${c.green('ok')}: ${catalog.tools.length} tools and ${Object.keys(catalog.presets).length} presets in ${root} are valid`;
-      const lines = catalog.problems.map(
-        (problem) => `${c.red('invalid')} ${problem.file}${problem.field ? ` ${c.bold(problem.field)}` : ''}: ${problem.message}`,
-      );
-      lines.push('', `${catalog.problems.length} problem(s); ${catalog.tools.length} valid tools`);
+      if (ok) return `${c.green('ok')}: ${summary} in ${root} are valid`;
+      const lines = problems.map((problem) => `${c.red('invalid')} ${problem.file}${problem.field ? ` ${c.bold(problem.field)}` : ''}: ${problem.message}`);
+      lines.push('', `${problems.length} problem(s); ${summary}`);
       return lines.join('\n');
+    },
+  };
+};
+
+const statsHandler: Handler<Record<string, never>> = async (_options, context) => {
+  const catalog = await catalogFor(context);
+  const { loadHandlers } = await import('../../catalog/handlers.ts');
+  const handlers = await loadHandlers(catalog.root);
+  const methods: Record<string, number> = Object.fromEntries(METHODS.map((method) => [method, 0]));
+  for (const tool of catalog.tools) for (const method of METHODS) if (tool.install?.[method] !== undefined) methods[method]! += 1;
+  const data = {
+    tools: catalog.tools.length,
+    toolsWithRecipes: catalog.tools.filter((tool) => tool.install && Object.keys(tool.install).length > 0).length,
+    handlers: handlers.handlers.length,
+    presets: Object.keys(catalog.presets).length,
+    methods,
+  };
+  return {
+    exitCode: ExitCode.success,
+    data,
+    warnings: catalogWarnings(catalog),
+    human: (color) => {
+      const c = colors(color);
+      return [
+        `${c.bold(String(data.tools))} tools, ${c.bold(String(data.toolsWithRecipes))} with install recipes`,
+        `${c.bold(String(data.handlers))} failure handlers, ${c.bold(String(data.presets))} presets`,
+        '',
+        formatColumns(Object.entries(methods).sort((a, b) => b[1] - a[1]).map(([method, count]) => [method, String(count)]), '  '),
+      ].join('\n');
     },
   };
 };
