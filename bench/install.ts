@@ -129,7 +129,7 @@ const criticalPathMs = Math.max(longestChainMs, busiestMutexMs);
 const results = {
   createdAt: new Date().toISOString(),
   machine: { cores: availableParallelism(), catalogTools: planningSession.catalog.tools.length, toolsWithRecipes: withRecipes.length },
-  planning: { medianMs: round(planningMs), planned, unplannable, perToolMs: round(planningMs / withRecipes.length), targetMs: 100, pass: planningMs < 100 },
+  planning: { medianMs: round(planningMs), planned, unplannable, perToolMs: Math.round((planningMs / withRecipes.length) * 1000) / 1000, targetMs: 100, pass: planningMs < 100 },
   bulk: {
     tools: Object.keys(bulkTools).length,
     makespanMs: round(makespanMs),
