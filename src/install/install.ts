@@ -100,6 +100,39 @@ export function planInstall(session: Session, request: InstallRequest): PlannedI
   return { plans, skipped, added };
 }
 
+/**
+ * Release downloads were planned with the latest version known offline (the
+ * audit's cache or the committed baseline). Before they run, the upstream is
+ * asked (within the audit cache's time to live) so that "latest" means now;
+ * plans whose version moved are made again.
+ */
+export async function refreshDownloadVersions(session: Session, planned: PlannedInstall, request: InstallRequest): Promise<void> {
+  if (request.version) return;
+  const downloads = planned.plans.filter((plan) => plan.method === 'binary');
+  if (downloads.length === 0) return;
+  const tools = downloads.map((plan) => session.catalog.byId.get(plan.tool)!);
+  const { resolveLatest } = await import('../audit/latest.ts');
+  const resolved = await resolveLatest({
+    tools,
+    config: session.config,
+    paths: session.paths,
+    environment: session.environment,
+    logger: session.logger,
+    offline: false,
+    refresh: false,
+    baselinePath: join(session.catalog.root, 'latest-versions.json'),
+    userAgent: session.userAgent,
+  });
+  session.warnings.push(...resolved.warnings);
+  planned.plans = planned.plans.map((plan) => {
+    const latest = resolved.results.get(plan.tool)?.latest?.version;
+    if (plan.method !== 'binary' || !latest || latest === plan.version) return plan;
+    const tool = session.catalog.byId.get(plan.tool)!;
+    const again = planTool(tool, { action: 'install', method: 'binary', version: latest, reinstall: request.reinstall }, session.planContext);
+    return { ...again, reason: plan.reason, alternatives: plan.alternatives, rejected: plan.rejected, requires: plan.requires };
+  });
+}
+
 export interface ExecuteOptions {
   failFast: boolean;
   atomic: boolean;

@@ -3,7 +3,7 @@ import type { Catalog } from '../../catalog/loader.ts';
 import { METHODS, type Method, type Tool } from '../../catalog/schema.ts';
 import { ExitCode, UpkeepError } from '../../core/errors.ts';
 import { auditTools } from '../../install/current.ts';
-import { executeInstall, planInstall, type ToolOutcome } from '../../install/install.ts';
+import { executeInstall, planInstall, refreshDownloadVersions, type ToolOutcome } from '../../install/install.ts';
 import { checkVersion, type ToolPlan } from '../../install/plan.ts';
 import { reconcileTool, type ReconcileMode } from '../../install/reconcile.ts';
 import { openSession, type Session } from '../../install/session.ts';
@@ -152,7 +152,9 @@ const installHandler: Handler<InstallOptions> = async (options, context, operand
   const current = await session(context, catalog, options.dryRun ?? false);
   try {
     if (options.missing) tools = tools.filter((tool) => current.installationsOf(tool).length === 0);
-    const planned = planInstall(current, { tools, ...(options.method ? { method: options.method } : {}), version, reinstall: options.reinstall ?? false });
+    const request = { tools, ...(options.method ? { method: options.method } : {}), version, reinstall: options.reinstall ?? false };
+    const planned = planInstall(current, request);
+    await refreshDownloadVersions(current, planned, request);
     const warnings = [...catalogWarnings(catalog), ...current.warnings];
     if (planned.added.length > 0) warnings.push(`also installing what they require: ${planned.added.join(', ')}`);
     const planText = (color: boolean) => renderPlans(planned.plans, current.platform, color);
