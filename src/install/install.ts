@@ -148,7 +148,6 @@ export interface ExecutedInstall {
 
 export async function executeInstall(session: Session, plans: ToolPlan[], options: ExecuteOptions): Promise<ExecutedInstall> {
   const byTool = new Map(plans.map((plan) => [plan.tool, plan]));
-  const finished = new Map<string, ToolOutcome>();
   const results = await runBulk<ToolPlan & { id: string }, ToolOutcome>({
     items: plans.map((plan) => ({ ...plan, id: plan.tool })),
     concurrency: session.config.install.concurrency,
@@ -164,11 +163,7 @@ export async function executeInstall(session: Session, plans: ToolPlan[], option
       await uninstallPlanned(session, plan, outcome);
     },
     onStart: (plan) => options.onStart?.(byTool.get(plan.tool)!),
-    onEnd: (outcome) => {
-      const converted = fromBulk(outcome);
-      finished.set(converted.tool, converted);
-      options.onEnd?.(converted);
-    },
+    onEnd: (outcome) => options.onEnd?.(fromBulk(outcome)),
   });
   const outcomes = results.map(fromBulk);
   const rollbackScript = await writeRollbackScript(session, plans, outcomes);

@@ -66,11 +66,9 @@ export async function uninstallOne(session: Session, planned: UninstallPlan, for
       details: { alsoRemoved },
     });
   }
-  if (planned.managed.method !== 'apt' && SYSTEM_SAFELIST.has(tool.id) && planned.managed.source === 'classification' && plan.method !== 'npm' && plan.method !== 'pipx' && !force) {
-    // System package managers other than apt have no cheap simulation; protect the tools the system itself runs on.
-    if (['dnf', 'yum', 'pacman', 'apk', 'zypper'].includes(plan.method)) {
-      throw new UpkeepError('E_UNINSTALL_REFUSED', `${tool.id} is a system tool other packages usually depend on`, { hint: 'pass --force to remove it anyway' });
-    }
+  // Other system package managers have no cheap simulation; protect the tools the system itself runs on.
+  if (!force && SYSTEM_SAFELIST.has(tool.id) && ['dnf', 'yum', 'pacman', 'apk', 'zypper'].includes(plan.method)) {
+    throw new UpkeepError('E_UNINSTALL_REFUSED', `${tool.id} is a system tool other packages usually depend on`, { hint: 'pass --force to remove it anyway' });
   }
   const steps = await applyPlan(plan, session.applyContext);
   // A record that describes another installation of the tool (the one reconcile keeps) stays.
