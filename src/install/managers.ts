@@ -69,21 +69,14 @@ export interface MethodSpec {
   git: string | null;
 }
 
+function emptySpec(method: Method): MethodSpec {
+  return { method, packages: [], cask: false, tap: null, classic: false, channel: null, remote: null, features: [], locked: true, git: null };
+}
+
 export function methodSpec(install: Install, method: Method): MethodSpec | null {
   const raw = install[method];
   if (raw === undefined) return null;
-  const base: MethodSpec = {
-    method,
-    packages: [],
-    cask: false,
-    tap: null,
-    classic: false,
-    channel: null,
-    remote: null,
-    features: [],
-    locked: true,
-    git: null,
-  };
+  const base = emptySpec(method);
   if (typeof raw === 'string') return { ...base, packages: [raw] };
   if (Array.isArray(raw)) return { ...base, packages: raw };
   if ('url' in raw) return base; // binary and script carry their own spec
@@ -301,8 +294,12 @@ export function uninstallCommands(spec: MethodSpec): CommandStep[] {
   }
 }
 
-/** The system package install argv for `requires.packages` and handlers (pacman skips what is there). */
-export function systemPackageInstall(family: Family, packages: string[]): CommandStep {
-  const method = FAMILY_MANAGER[family];
-  return installCommands({ ...methodSpec({ [method]: packages } as Install, method)!, packages }, null)[0]!;
+/** The family's package manager on this machine: yum only where dnf is absent (RHEL/CentOS 7). */
+export function familyManager(family: Family, available: readonly Method[]): Method {
+  return family === 'rhel' && !available.includes('dnf') && available.includes('yum') ? 'yum' : FAMILY_MANAGER[family];
+}
+
+/** Installs system packages for `requires.packages` and handlers' install-packages (pacman skips what is there). */
+export function systemPackageInstall(method: Method, packages: string[]): CommandStep {
+  return installCommands({ ...emptySpec(method), packages }, null)[0]!;
 }

@@ -4,8 +4,8 @@ import type { Config } from '../core/config.ts';
 import { ExitCode, UpkeepError } from '../core/errors.ts';
 import { renderBinary, type RenderedBinary } from './binary.ts';
 import {
-  FAMILY_MANAGER,
   METHOD_TRAITS,
+  familyManager,
   installCommands,
   methodSpec,
   systemPackageInstall,
@@ -269,10 +269,11 @@ function prerequisiteStep(packages: Packages[], context: PlanContext): PlannedSt
   const names = new Set<string>();
   for (const entry of packages) for (const name of resolvePackages(entry, family, context.groups) ?? []) names.add(name);
   if (names.size === 0) return null;
-  const entry = systemPackageInstall(family, [...names]);
+  const method = familyManager(family, context.platform.methods);
+  const entry = systemPackageInstall(method, [...names]);
   return commandStep(
     { ...entry, description: `install the packages it needs first: ${[...names].join(', ')}` },
-    FAMILY_MANAGER[family],
+    method,
     context.config.install.stepTimeout,
     context.platform,
   );

@@ -1,7 +1,7 @@
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeStub, type Sandbox } from './sandbox.ts';
+import { createSandbox, writeStub, type Sandbox } from './sandbox.ts';
 
 /**
  * Stand-ins for package managers: shell scripts that understand just enough
@@ -398,4 +398,22 @@ export async function prepareInstallCatalog(): Promise<{ root: string; cleanup: 
   await cp(join(REPOSITORY_CATALOG, 'handlers'), join(root, 'handlers'), { recursive: true });
   await cp(join(REPOSITORY_CATALOG, 'groups.yaml'), join(root, 'groups.yaml'));
   return { root, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** The real os-release files of each distribution family. */
+export const OS_RELEASE_FIXTURES = resolve(import.meta.dirname, '../fixtures/os-release');
+
+/**
+ * A sandbox that looks like a Debian 12 server (the mode decides the method
+ * order; a server prefers the system package manager) using `catalogRoot`,
+ * whose retries never wait.
+ */
+export function createInstallSandbox(catalogRoot: string, extra: Record<string, string> = {}): Promise<Sandbox> {
+  return createSandbox({
+    UPKEEP_CATALOG_DIR: catalogRoot,
+    UPKEEP_OS_RELEASE: join(OS_RELEASE_FIXTURES, 'debian-12'),
+    UPKEEP_INSTALL_ENVIRONMENT: 'server',
+    UPKEEP_INSTALL_RETRY_DELAY: '0',
+    ...extra,
+  });
 }

@@ -1,10 +1,12 @@
 import { access, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolOutcome } from '../../src/install/install.ts';
 import type { ToolPlan } from '../../src/install/plan.ts';
 import type { Platform } from '../../src/install/types.ts';
 import {
+  OS_RELEASE_FIXTURES,
+  createInstallSandbox,
   prepareInstallCatalog,
   stubLog,
   writeAptStub,
@@ -14,9 +16,8 @@ import {
   writeSudoStub,
   type ManagerName,
 } from '../helpers/package-managers.ts';
-import { createSandbox, runUpkeep, type CliRun, type Sandbox } from '../helpers/sandbox.ts';
+import { runUpkeep, type CliRun, type Sandbox } from '../helpers/sandbox.ts';
 
-const osReleases = resolve(import.meta.dirname, '../fixtures/os-release');
 
 interface PlanDocument {
   dryRun: boolean;
@@ -42,14 +43,7 @@ beforeAll(async () => {
 afterAll(async () => catalog.cleanup());
 
 beforeEach(async () => {
-  sandbox = await createSandbox({
-    UPKEEP_CATALOG_DIR: catalog.root,
-    UPKEEP_OS_RELEASE: join(osReleases, 'debian-12'),
-    // The mode decides the method order; a server prefers the system package manager.
-    UPKEEP_INSTALL_ENVIRONMENT: 'server',
-    UPKEEP_INSTALL_RETRIES: '2',
-    UPKEEP_INSTALL_RETRY_DELAY: '0',
-  });
+  sandbox = await createInstallSandbox(catalog.root, { UPKEEP_INSTALL_RETRIES: '2' });
 });
 afterEach(async () => sandbox.cleanup());
 
@@ -142,7 +136,7 @@ describe('install --dry-run: the plan', () => {
   ];
   it.each(families)('on %s plans %s', async (fixture, manager, argv) => {
     await writeManagerStub(sandbox, manager);
-    const run = await upkeep(['install', 'alpha', '--dry-run'], { environment: { UPKEEP_OS_RELEASE: join(osReleases, fixture) } });
+    const run = await upkeep(['install', 'alpha', '--dry-run'], { environment: { UPKEEP_OS_RELEASE: join(OS_RELEASE_FIXTURES, fixture) } });
     expect(run.exitCode).toBe(0);
     const [plan] = run.json<PlanDocument>().plans;
     expect(plan!.method).toBe(manager);
@@ -152,7 +146,7 @@ describe('install --dry-run: the plan', () => {
 
   it('on a distribution of no known family, says why each system package manager cannot be used', async () => {
     await writeAptStub(sandbox);
-    const run = await upkeep(['install', 'sysonly', '--dry-run'], { environment: { UPKEEP_OS_RELEASE: join(osReleases, 'gentoo') } });
+    const run = await upkeep(['install', 'sysonly', '--dry-run'], { environment: { UPKEEP_OS_RELEASE: join(OS_RELEASE_FIXTURES, 'gentoo') } });
     expect(run.exitCode).toBe(1);
     const { error } = run.json<ErrorDocument>();
     expect(error.code).toBe('E_NO_METHOD');

@@ -1,13 +1,12 @@
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolOutcome } from '../../src/install/install.ts';
 import type { ToolPlan } from '../../src/install/plan.ts';
 import type { ReconcileResult } from '../../src/install/reconcile.ts';
-import { prepareInstallCatalog, stubLog, writeAptStub, writePipxStub, type ManagerBehaviour } from '../helpers/package-managers.ts';
-import { createSandbox, runUpkeep, writeStub, type CliRun, type Sandbox } from '../helpers/sandbox.ts';
+import { createInstallSandbox, prepareInstallCatalog, stubLog, writeAptStub, writePipxStub, type ManagerBehaviour } from '../helpers/package-managers.ts';
+import { runUpkeep, writeStub, type CliRun, type Sandbox } from '../helpers/sandbox.ts';
 
-const osReleases = resolve(import.meta.dirname, '../fixtures/os-release');
 
 interface ErrorDocument {
   error: { code: string; message: string; hint?: string; details?: Record<string, unknown> };
@@ -27,12 +26,7 @@ beforeAll(async () => {
 afterAll(async () => catalog.cleanup());
 
 beforeEach(async () => {
-  sandbox = await createSandbox({
-    UPKEEP_CATALOG_DIR: catalog.root,
-    UPKEEP_OS_RELEASE: join(osReleases, 'debian-12'),
-    UPKEEP_INSTALL_ENVIRONMENT: 'server',
-    UPKEEP_INSTALL_RETRIES: '0',
-  });
+  sandbox = await createInstallSandbox(catalog.root, { UPKEEP_INSTALL_RETRIES: '0' });
 });
 afterEach(async () => sandbox.cleanup());
 

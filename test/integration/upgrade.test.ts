@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolOutcome } from '../../src/install/install.ts';
-import { prepareInstallCatalog, stubLog, writeAptStub, writeNpmStub, type ManagerBehaviour } from '../helpers/package-managers.ts';
-import { createSandbox, runUpkeep, type CliRun, type Sandbox } from '../helpers/sandbox.ts';
+import { createInstallSandbox, prepareInstallCatalog, stubLog, writeAptStub, writeNpmStub, type ManagerBehaviour } from '../helpers/package-managers.ts';
+import { runUpkeep, type CliRun, type Sandbox } from '../helpers/sandbox.ts';
 
-const osReleases = resolve(import.meta.dirname, '../fixtures/os-release');
 
 interface UpgradeDocument {
   outcomes: ToolOutcome[];
@@ -34,13 +33,7 @@ beforeAll(async () => {
 afterAll(async () => catalog.cleanup());
 
 beforeEach(async () => {
-  sandbox = await createSandbox({
-    UPKEEP_CATALOG_DIR: catalog.root,
-    UPKEEP_OS_RELEASE: join(osReleases, 'debian-12'),
-    UPKEEP_INSTALL_ENVIRONMENT: 'server',
-    UPKEEP_INSTALL_RETRIES: '1',
-    UPKEEP_INSTALL_RETRY_DELAY: '0',
-  });
+  sandbox = await createInstallSandbox(catalog.root, { UPKEEP_INSTALL_RETRIES: '1' });
   // beta requires alpha, which comes from apt.
   await writeAptStub(sandbox);
   await writeNpmStub(sandbox, npmVersions);

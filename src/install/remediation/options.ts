@@ -1,6 +1,7 @@
 import { resolvePackages } from '../../catalog/handlers.ts';
-import type { Family, Groups, Method, RemedyOption, Strategy } from '../../catalog/schema.ts';
+import type { Groups, Method, RemedyOption, Strategy } from '../../catalog/schema.ts';
 import type { Platform } from '../types.ts';
+import { familyManager, systemPackageInstall } from '../managers.ts';
 
 /**
  * Whether a handler's option can be applied on this machine, and what it
@@ -46,17 +47,6 @@ export interface AssessmentContext {
   /** The method whose step failed. */
   method: Method;
 }
-
-/** The system package manager of each family and the argv that installs with it, without a prompt. */
-const SYSTEM_INSTALL: Record<Family, { methods: Method[]; argv: (method: Method) => string[] }> = {
-  debian: { methods: ['apt'], argv: () => ['apt-get', 'install', '-y'] },
-  // yum only where dnf is absent (RHEL/CentOS 7); on later releases yum is dnf.
-  rhel: { methods: ['dnf', 'yum'], argv: (method) => [method, 'install', '-y'] },
-  arch: { methods: ['pacman'], argv: () => ['pacman', '-S', '--noconfirm', '--needed'] },
-  alpine: { methods: ['apk'], argv: () => ['apk', 'add'] },
-  suse: { methods: ['zypper'], argv: () => ['zypper', '--non-interactive', 'install'] },
-  macos: { methods: ['brew'], argv: () => ['brew', 'install'] },
-};
 
 export function assessOption(option: RemedyOption, context: AssessmentContext): OptionAssessment {
   const base: OptionAssessment = {
@@ -118,11 +108,10 @@ function assessPackages(base: OptionAssessment, option: RemedyOption, context: A
     const what = typeof option.packages === 'string' ? `the group "${option.packages}" has` : 'the option names';
     return { ...base, status: 'impossible', reason: `${what} no packages for the ${family} family` };
   }
-  const system = SYSTEM_INSTALL[family];
-  const manager = system.methods.find((method) => platform.methods.includes(method));
+  const manager = familyManager(family, platform.methods);
   const needs: string[] = [];
-  if (!manager) needs.push(system.methods[0]!);
-  const argv = [...system.argv(manager ?? system.methods[0]!), ...packages];
+  if (!platform.methods.includes(manager)) needs.push(manager);
+  const argv = systemPackageInstall(manager, packages).argv;
   // Homebrew refuses to run as root, so it never gets sudo, and a root upkeep cannot use it.
   if (family === 'macos') {
     if (platform.privilege === 'root') return { ...base, packages, status: 'impossible', reason: 'Homebrew refuses to run as root' };
