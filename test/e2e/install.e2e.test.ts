@@ -55,6 +55,17 @@ function upkeepAsync(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ s
   });
 }
 
+/** A catalog of one tool, with the real failure handlers and package groups. */
+function catalogWith(id: string, description: string, recipe: string[]): string {
+  const catalog = join(home, `catalog-${id}`);
+  mkdirSync(join(catalog, 'tools'), { recursive: true });
+  cpSync(join(root, 'catalog', 'handlers'), join(catalog, 'handlers'), { recursive: true });
+  cpSync(join(root, 'catalog', 'groups.yaml'), join(catalog, 'groups.yaml'));
+  const header = [`id: ${id}`, `name: ${id}`, `description: ${description}`, 'homepage: https://example.org/', 'category: system', 'upstream: {source: none}'];
+  writeFileSync(join(catalog, 'tools', `${id}.yaml`), `${[...header, ...recipe].join('\n')}\n`);
+  return catalog;
+}
+
 function which(command: string): string | null {
   const result = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim() : null;
@@ -87,14 +98,7 @@ describe('apt, for real', () => {
   });
 
   it('matches a real apt failure with the apt handler that explains it', () => {
-    const catalog = join(home, 'catalog');
-    mkdirSync(join(catalog, 'tools'), { recursive: true });
-    cpSync(join(root, 'catalog', 'handlers'), join(catalog, 'handlers'), { recursive: true });
-    cpSync(join(root, 'catalog', 'groups.yaml'), join(catalog, 'groups.yaml'));
-    writeFileSync(
-      join(catalog, 'tools', 'ghost.yaml'),
-      'id: ghost\nname: Ghost\ndescription: A package no archive has\nhomepage: https://example.org/\ncategory: system\nupstream: {source: none}\ninstall:\n  apt: upkeep-no-such-package-e2e\n',
-    );
+    const catalog = catalogWith('ghost', 'A package no archive has', ['install:', '  apt: upkeep-no-such-package-e2e']);
     const run = upkeep(['install', 'ghost', '--yes', '--json'], { UPKEEP_CATALOG_DIR: catalog });
     expect(run.status).toBe(1);
     const outcome = run.json<{ outcomes: Outcome[] }>().outcomes[0]!;
@@ -172,27 +176,13 @@ describe('a release download with a tampered checksum', () => {
   afterAll(() => new Promise<void>((done) => server.close(() => done())));
 
   it('installs nothing and removes the download', async () => {
-    const catalog = join(home, 'binary-catalog');
-    mkdirSync(join(catalog, 'tools'), { recursive: true });
-    cpSync(join(root, 'catalog', 'handlers'), join(catalog, 'handlers'), { recursive: true });
-    cpSync(join(root, 'catalog', 'groups.yaml'), join(catalog, 'groups.yaml'));
-    writeFileSync(
-      join(catalog, 'tools', 'fakebin.yaml'),
-      [
-        'id: fakebin',
-        'name: Fakebin',
-        'description: A release archive from a local server',
-        'homepage: https://example.org/',
-        'category: system',
-        'upstream: {source: none}',
-        'install:',
-        '  binary:',
-        `    url: ${base}/releases/fakebin-{version}-{os}-{arch}.tar.gz`,
-        '    checksum:',
-        `      url: ${base}/releases/checksums.txt`,
-        '',
-      ].join('\n'),
-    );
+    const catalog = catalogWith('fakebin', 'A release archive from a local server', [
+      'install:',
+      '  binary:',
+      `    url: ${base}/releases/fakebin-{version}-{os}-{arch}.tar.gz`,
+      '    checksum:',
+      `      url: ${base}/releases/checksums.txt`,
+    ]);
     const binDir = join(home, 'bin');
     const run = await upkeepAsync(['install', 'fakebin', '--version', '1.0.0', '--yes', '--json'], { UPKEEP_CATALOG_DIR: catalog, UPKEEP_INSTALL_BIN_DIR: binDir });
     expect(run.status, run.stderr).toBe(1);

@@ -5,6 +5,7 @@ import { FAILURE_CATEGORIES, type FailureCategory, type Groups, type Method } fr
 import { matchFailure, type MatchContext } from '../../src/install/remediation/match.ts';
 import { assessOption, recommendedOption } from '../../src/install/remediation/options.ts';
 import type { Platform } from '../../src/install/types.ts';
+import { debianPlatform } from '../helpers/platform.ts';
 
 const shipped = resolve(import.meta.dirname, '../../catalog');
 
@@ -25,19 +26,7 @@ const INFRASTRUCTURE_CATEGORIES: FailureCategory[] = [
 ];
 
 function platform(overrides: Partial<Platform>): Platform {
-  return {
-    os: 'linux',
-    arch: 'x86_64',
-    rawOs: 'Linux',
-    rawArch: 'x86_64',
-    distribution: { id: 'debian', name: 'Debian GNU/Linux 12 (bookworm)', version: '12', idLike: [] },
-    family: 'debian',
-    methods: ['apt', 'binary', 'script', 'pipx', 'pip', 'npm', 'cargo', 'go'],
-    managerPaths: {},
-    privilege: 'root',
-    environment: { mode: 'workstation', confidence: 1, indicators: [], overridden: false },
-    ...overrides,
-  };
+  return debianPlatform({ methods: ['apt', 'binary', 'script', 'pipx', 'pip', 'npm', 'cargo', 'go'], ...overrides });
 }
 
 const debianAsRoot = platform({});

@@ -7,6 +7,7 @@ import type { Groups, RemedyOption } from '../../src/catalog/schema.ts';
 import { matchFailure } from '../../src/install/remediation/match.ts';
 import { assessOption, recommendedOption, type AssessmentContext } from '../../src/install/remediation/options.ts';
 import type { Platform } from '../../src/install/types.ts';
+import { debianPlatform } from '../helpers/platform.ts';
 
 const GROUPS_YAML = `build-tools:
   description: compilers
@@ -26,21 +27,7 @@ const groups: Groups = {
   epel: { description: 'EPEL', rhel: ['epel-release'] },
 };
 
-function platform(overrides: Partial<Platform> = {}): Platform {
-  return {
-    os: 'linux',
-    arch: 'x86_64',
-    rawOs: 'Linux',
-    rawArch: 'x86_64',
-    distribution: { id: 'debian', name: 'Debian GNU/Linux 12 (bookworm)', version: '12', idLike: [] },
-    family: 'debian',
-    methods: ['apt', 'binary', 'script'],
-    managerPaths: {},
-    privilege: 'root',
-    environment: { mode: 'workstation', confidence: 1, indicators: [], overridden: false },
-    ...overrides,
-  };
-}
+const platform = debianPlatform;
 
 function context(overrides: Partial<Platform> = {}, method: AssessmentContext['method'] = 'apt'): AssessmentContext {
   return { platform: platform(overrides), groups, catalogHas: (id) => id === 'pipx' || id === 'rustup', method };
