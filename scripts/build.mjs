@@ -18,6 +18,8 @@ await build({
   splitting: true,
   sourcemap: 'linked',
   logLevel: 'warning',
+  // A native module: it loads its compiled .node file from its own folder.
+  external: ['better-sqlite3'],
   define: { __UPKEEP_VERSION__: JSON.stringify(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version) },
   banner: {
     // Bundled CommonJS dependencies use require() and __filename; give ESM output both.

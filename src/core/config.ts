@@ -103,6 +103,30 @@ export const ConfigSchema = z.strictObject({
     }),
     {},
   ),
+  /** `upkeep update`: the plugin run (docs/update.md). */
+  update: z.prefault(
+    z.strictObject({
+      /** Plugins that may run at once (seed 002 §6 max_parallel_tasks). */
+      parallel: z._default(z.int().check(z.minimum(1), z.maximum(32)), 4),
+      /** Plugins that may download at once. */
+      maxDownloads: z._default(z.int().check(z.minimum(1), z.maximum(8)), 2),
+      /** No new plugin starts while the running plugins' process trees hold this much memory (MiB). */
+      maxMemoryMb: z._default(z.int().check(z.minimum(64)), 4096),
+      /** Scheduling priority of plugin processes, 0 (normal) to 19 (lowest). */
+      nice: z._default(z.int().check(z.minimum(0), z.maximum(19)), 10),
+      /** Go on with the other plugins when one fails. */
+      continueOnError: z._default(z.boolean(), false),
+      /** Retries of a plugin phase that failed transiently (network, timeout, temporary failure). */
+      retries: z._default(z.int().check(z.minimum(0), z.maximum(10)), 2),
+      /** Seconds of the first retry's wait; each next one doubles. */
+      retryDelay: z._default(z.number().check(z.minimum(0), z.maximum(300)), 2),
+      /** Plugins never run (`upkeep plugins disable NAME`). */
+      disabled: z._default(z.array(z.string()), []),
+      /** Per-plugin settings, passed as UPKEEP_<PLUGIN>_<KEY>; they override the manifest's. */
+      settings: z._default(z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))), {}),
+    }),
+    {},
+  ),
   /** Base URLs of upstream services; tests and mirrors point these elsewhere. */
   endpoints: z.prefault(
     z.strictObject({

@@ -44,7 +44,18 @@ export type ErrorCode =
   | 'E_BACKUP_MISSING'
   | 'E_BACKUP_CORRUPT'
   | 'E_ROLLBACK_FAILED'
-  | 'E_UNINSTALL_REFUSED';
+  | 'E_UNINSTALL_REFUSED'
+  | 'E_PLUGIN_INVALID'
+  | 'E_PLUGIN_UNKNOWN'
+  | 'E_PLUGIN_PROTOCOL'
+  | 'E_PLUGIN_FAILED'
+  | 'E_PLUGIN_TIMEOUT'
+  | 'E_MUTEX_INVALID'
+  | 'E_NO_PLUGINS'
+  | 'E_NO_RUN'
+  | 'E_RUN_IN_PROGRESS'
+  | 'E_INTERRUPTED'
+  | 'E_STATS_UNAVAILABLE';
 
 /** Exit codes, DESIGN rule 7. */
 export const ExitCode = {

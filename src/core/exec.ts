@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { UpkeepError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
 
@@ -23,6 +24,16 @@ export interface ExecOptions {
   input?: string;
   /** `always`: a read-only probe that runs even in dry-run mode. */
   mode?: 'always' | 'change';
+  /** Each complete line of output as it arrives (progress reporting); still captured too. */
+  onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /** Called once the process exists, with its pid (which is also its process group id). */
+  onStart?: (pid: number) => void;
+  /** Aborting stops the whole process group: SIGTERM, then SIGKILL after `killGrace`. */
+  signal?: AbortSignal;
+  /** Milliseconds between SIGTERM and SIGKILL when stopping a group (0: SIGKILL at once). */
+  killGrace?: number;
+  /** Scheduling priority of the process (0 to 19); its children inherit it. */
+  nice?: number;
 }
 
 export interface ExecResult {
@@ -37,6 +48,8 @@ export interface ExecResult {
   readonly truncated: boolean;
   readonly durationMs: number;
   readonly dryRun: boolean;
+  /** True when `signal` aborted the run. */
+  readonly aborted?: boolean;
 }
 
 export interface ExecutorOptions {
@@ -117,18 +130,32 @@ function spawnCaptured(
     let drainTimer: NodeJS.Timeout | undefined;
 
     const killGroup = (): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // The group is already gone.
+      if (child.pid !== undefined) signalProcessGroup(child.pid, 'SIGKILL');
+    };
+    let graceTimer: NodeJS.Timeout | undefined;
+    const stopGroup = (): void => {
+      const grace = options.killGrace ?? 0;
+      if (grace <= 0 || child.pid === undefined) {
+        killGroup();
+        return;
       }
+      signalProcessGroup(child.pid, 'SIGTERM');
+      graceTimer ??= setTimeout(killGroup, grace);
+    };
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      stopGroup();
     };
     const finish = (): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       clearTimeout(drainTimer);
+      clearTimeout(graceTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      stdoutLines?.end();
+      stderrLines?.end();
       resolve({
         argv,
         exitCode,
@@ -139,22 +166,48 @@ function spawnCaptured(
         truncated: stdout.truncated || stderr.truncated,
         durationMs: performance.now() - started,
         dryRun: false,
+        aborted,
       });
     };
 
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup();
+      stopGroup();
     }, timeout);
 
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const onLine = options.onLine;
+    const stdoutLines = onLine ? new LineSplitter((line) => onLine('stdout', line)) : undefined;
+    const stderrLines = onLine ? new LineSplitter((line) => onLine('stderr', line)) : undefined;
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      stdoutLines?.push(chunk);
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      stderrLines?.push(chunk);
+    });
     child.on('error', (error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(graceTimer);
+      options.signal?.removeEventListener('abort', onAbort);
       reject(spawnError(program, error));
     });
+    if (child.pid !== undefined) {
+      if (options.nice) {
+        try {
+          setPriority(child.pid, options.nice);
+        } catch {
+          // Lowering priority is a courtesy; a refusal changes nothing else.
+        }
+      }
+      options.onStart?.(child.pid);
+    }
+    if (options.signal) {
+      if (options.signal.aborted) onAbort();
+      else options.signal.addEventListener('abort', onAbort, { once: true });
+    }
     child.on('exit', (code, exitSignal) => {
       exitCode = code;
       signal = exitSignal;
@@ -186,6 +239,49 @@ function spawnError(program: string, error: unknown): UpkeepError {
     hint: code === 'EACCES' ? `make ${program} executable (chmod +x)` : 'check that the program exists and can run',
     cause: error,
   });
+}
+
+/** Sends a signal to a whole process group; false when the group is gone. */
+export function signalProcessGroup(groupId: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-groupId, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True while any process of the group lives (a run interrupted by kill -9 leaves its children running). */
+export function processGroupAlive(groupId: number): boolean {
+  return signalProcessGroup(groupId, 0);
+}
+
+/** Cuts a byte stream into lines; a line longer than 64 KiB is passed on in pieces. */
+class LineSplitter {
+  private pending = '';
+  private readonly decoder = new TextDecoder();
+
+  constructor(private readonly emit: (line: string) => void) {}
+
+  push(chunk: Buffer): void {
+    this.pending += this.decoder.decode(chunk, { stream: true });
+    let newline = this.pending.indexOf('\n');
+    while (newline !== -1) {
+      this.emit(this.pending.slice(0, newline).replace(/\r$/, ''));
+      this.pending = this.pending.slice(newline + 1);
+      newline = this.pending.indexOf('\n');
+    }
+    if (this.pending.length > 65_536) {
+      this.emit(this.pending);
+      this.pending = '';
+    }
+  }
+
+  end(): void {
+    this.pending += this.decoder.decode();
+    if (this.pending) this.emit(this.pending);
+    this.pending = '';
+  }
 }
 
 /** Keeps the first `limit` bytes of a stream. */

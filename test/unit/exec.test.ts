@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ensureSuccess, Executor } from '../../src/core/exec.ts';
+import { ensureSuccess, Executor, processGroupAlive } from '../../src/core/exec.ts';
 import { UpkeepError } from '../../src/core/errors.ts';
 
 let folder: string;
@@ -64,6 +64,43 @@ describe('Executor.run', () => {
   it('passes exactly the environment it is given', async () => {
     const result = await executor.run(['sh', '-c', 'echo "$ONLY_THIS:$HOME"'], { env: { ONLY_THIS: 'yes', PATH: '/usr/bin:/bin' } });
     expect(result.stdout).toBe('yes:\n');
+  });
+
+  it('streams lines as they come, split across chunks, and still captures them', async () => {
+    const lines: string[] = [];
+    const result = await executor.run(['sh', '-c', 'printf "one\\ntw"; sleep 0.1; printf "o\\nthree"; printf "err\\n" >&2'], {
+      onLine: (stream, line) => lines.push(`${stream}:${line}`),
+    });
+    expect(lines.filter((line) => line.startsWith('stdout:'))).toEqual(['stdout:one', 'stdout:two', 'stdout:three']);
+    expect(lines).toContain('stderr:err');
+    expect(result.stdout).toBe('one\ntwo\nthree');
+  });
+
+  it('stops the whole group on abort, SIGTERM first so the program can clean up', async () => {
+    const marker = join(folder, 'cleaned');
+    const controller = new AbortController();
+    let groupId = 0;
+    const running = executor.run(['sh', '-c', `trap 'echo bye > ${marker}; exit 9' TERM; sleep 30 & wait`], {
+      onStart: (pid) => {
+        groupId = pid;
+      },
+      signal: controller.signal,
+      killGrace: 2000,
+      timeout: 20_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    controller.abort();
+    const result = await running;
+    expect(result.aborted).toBe(true);
+    expect(await readFile(marker, 'utf8')).toBe('bye\n');
+    expect(groupId).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(processGroupAlive(groupId)).toBe(false);
+  });
+
+  it('runs the process at the nice level asked for', async () => {
+    const result = await executor.run(['sh', '-c', 'sleep 0.2; cut -d" " -f19 /proc/$$/stat'], { nice: 7 });
+    expect(result.stdout.trim()).toBe('7');
   });
 
   it('throws E_EXEC_NOT_FOUND for a missing program', async () => {
