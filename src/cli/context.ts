@@ -21,6 +21,12 @@ export interface Context {
   now: () => Date;
   /** The user id upkeep runs as (root needs no sudo). */
   uid: number | undefined;
+  /** upkeep's own process id (recorded as the owner of an update run). */
+  pid: number;
+  /** The argv that runs this upkeep again (for the upkeep-tools plugin); null in-process. */
+  selfCommand: string[] | null;
+  /** Subscribes to Ctrl-C and SIGTERM; returns the unsubscribe function. */
+  onInterrupt: (listener: () => void) => () => void;
   /** Asks a yes/no question on the terminal; null when nobody can answer (no TTY, CI). */
   confirm: ((question: string) => Promise<boolean>) | null;
   /** Text piped on stdin, read on demand (`explain-failure`). */
@@ -34,4 +40,6 @@ export interface CommandResult<T = unknown> {
   human: (color: boolean) => string;
   /** Printed on stderr unless --quiet. */
   warnings?: string[];
+  /** With --json, the handler already streamed its output (NDJSON events): print nothing more. */
+  streamed?: boolean;
 }

@@ -11,5 +11,16 @@ const exitCode = await runCli(process.argv.slice(2), {
   stdin: process.stdin,
   stdinIsTTY: process.stdin.isTTY === true,
   uid: process.getuid?.(),
+  pid: process.pid,
+  // How a plugin runs upkeep again (the upkeep-tools plugin): this Node, this entry point.
+  selfCommand: [process.execPath, process.argv[1]!],
+  onInterrupt: (listener) => {
+    process.on('SIGINT', listener);
+    process.on('SIGTERM', listener);
+    return () => {
+      process.off('SIGINT', listener);
+      process.off('SIGTERM', listener);
+    };
+  },
 });
 process.exitCode = exitCode;

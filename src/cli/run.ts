@@ -10,6 +10,8 @@ import { registerConfigCommands } from './commands/config.ts';
 import { registerExplainFailureCommand } from './commands/explain-failure.ts';
 import { registerInstallCommands } from './commands/install.ts';
 import { registerPlatformCommand } from './commands/platform.ts';
+import { registerPluginsCommands } from './commands/plugins.ts';
+import { registerUpdateCommands } from './commands/update.ts';
 import type { CommandResult, Context } from './context.ts';
 import { renderError, renderWarning } from './output/errors.ts';
 import { upkeepVersion } from './version.ts';
@@ -24,6 +26,11 @@ export interface CliIo {
   stdin?: Readable;
   stdinIsTTY?: boolean;
   uid?: number;
+  pid?: number;
+  /** The argv that runs this upkeep again. */
+  selfCommand?: string[];
+  /** Subscribes to Ctrl-C and SIGTERM while a long command runs; returns the unsubscribe function. */
+  onInterrupt?: (listener: () => void) => () => void;
 }
 
 export interface GlobalOptions {
@@ -60,6 +67,9 @@ async function createContext(io: CliIo, globals: GlobalOptions): Promise<Context
     logger,
     now: () => new Date(),
     uid: io.uid,
+    pid: io.pid ?? 0,
+    selfCommand: io.selfCommand ?? null,
+    onInterrupt: io.onInterrupt ?? (() => () => undefined),
     confirm: io.stdinIsTTY && io.stderrIsTTY && io.stdin && !isCi(io.environment) ? (question) => ask(io, question) : null,
     readStdin: async () => {
       if (!io.stdin || io.stdinIsTTY) return '';
@@ -102,8 +112,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       const options = command.opts() as Options;
       const result = await handler(options, context, command.args);
       if (!context.quiet) for (const warning of result.warnings ?? []) io.stderr.write(renderWarning(warning, context.color));
-      if (context.json) io.stdout.write(`${JSON.stringify(result.data, null, 2)}\n`);
-      else {
+      if (context.json) {
+        if (!result.streamed) io.stdout.write(`${JSON.stringify(result.data, null, 2)}\n`);
+      } else {
         const text = result.human(context.color);
         if (text) io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
       }
@@ -134,6 +145,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
   registerInstallCommands(program, run);
   registerExplainFailureCommand(program, run);
   registerPlatformCommand(program, run);
+  registerUpdateCommands(program, run);
+  registerPluginsCommands(program, run);
 
   if (argv[0] === '--version') {
     io.stdout.write(`${upkeepVersion}\n`);

@@ -4,4 +4,4 @@
  * straight from the bundle yields only its default export, while a static
  * import here keeps the named ones.
  */
-export { parse, stringify } from 'yaml';
+export { parse, parseDocument, stringify } from 'yaml';

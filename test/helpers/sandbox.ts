@@ -103,6 +103,7 @@ export async function runUpkeep(argv: string[], environment: Record<string, stri
     stderrIsTTY: false,
     ...(stdin ? { stdin, stdinIsTTY: false } : {}),
     ...(options.uid === undefined ? {} : { uid: options.uid }),
+    pid: process.pid,
   });
   return {
     exitCode,
