@@ -251,6 +251,17 @@ export function signalProcessGroup(groupId: number, signal: NodeJS.Signals | 0):
   }
 }
 
+/** True while the process lives (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it lives, but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** True while any process of the group lives (a run interrupted by kill -9 leaves its children running). */
 export function processGroupAlive(groupId: number): boolean {
   return signalProcessGroup(groupId, 0);
