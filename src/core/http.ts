@@ -151,6 +151,9 @@ class Semaphore {
   }
 }
 
+/** Network-level failures, with no answer ever, after which a host is skipped for the rest of the run. */
+const UNREACHABLE_AFTER = 3;
+
 /** An error whose retry decision is already made. */
 class AttemptError extends Error {
   constructor(
@@ -158,6 +161,8 @@ class AttemptError extends Error {
     readonly transient: boolean,
     /** For Retry-After: how long to wait before the next attempt. */
     readonly waitMs?: number,
+    /** No answer at all (name, connection or timeout), as opposed to an answer we did not like. */
+    readonly networkLevel = false,
   ) {
     super(error.message);
   }
@@ -229,6 +234,17 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return limiter;
   };
   const limitedUntil = new Map<string, number>();
+  /**
+   * Hosts that failed at the network level (no such name, refused, timed
+   * out) before ever answering: every further request to them fails at once
+   * with that error. Without this, a machine that cannot reach GitHub waits
+   * out timeouts and retries for every single tool (minutes for a catalog).
+   * It takes three such failures, so that one request still gets its retries;
+   * a host that has answered once is retried normally.
+   */
+  const unreachable = new Map<string, UpkeepError>();
+  const networkFailures = new Map<string, number>();
+  const answered = new Set<string>();
   let closed = false;
 
   function rateLimitedUntil(host: string): number | null {
@@ -316,7 +332,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     } catch (error) {
       if (error instanceof AttemptError) throw error;
       if (timedOut) {
-        throw new AttemptError(timeoutFailure(`timed out after ${formatSeconds(timeoutMs)}`, safeUrl, url), true);
+        throw new AttemptError(timeoutFailure(`timed out after ${formatSeconds(timeoutMs)}`, safeUrl, url), true, undefined, true);
       }
       throw networkFailure(url, error);
     } finally {
@@ -483,7 +499,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           cause,
           details: { url: safeUrl, host: url.host, reason, ...(code === undefined ? {} : { errorCode: code }) },
         });
-    return new AttemptError(upkeepError, code !== undefined && TRANSIENT_CODES.has(code));
+    return new AttemptError(upkeepError, code !== undefined && TRANSIENT_CODES.has(code), undefined, true);
   }
 
   async function withRetries<T>(
@@ -498,15 +514,32 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       if (until !== null) throw rateLimitError(url, until);
       const limiter = limiterFor(url.host);
       await limiter.acquire();
+      const down = unreachable.get(url.host);
+      if (down) {
+        limiter.release();
+        throw new UpkeepError(down.code, `${url.host} did not answer earlier in this run; skipped (GET ${redact(url.href)})`, {
+          ...(down.hint === undefined ? {} : { hint: down.hint }),
+          cause: down,
+          details: { url: redact(url.href), host: url.host, reason: 'host unreachable' },
+        });
+      }
       const started = now();
       let waitMs: number;
       try {
         const result = await perform();
+        answered.add(url.host);
         logger.debug('http', { url: redact(url.href), ...summary(result), ms: now() - started, attempt: attemptNumber + 1 });
         return result;
       } catch (error) {
         if (!(error instanceof AttemptError)) throw error;
-        const last = attemptNumber >= retries || !error.transient;
+        // Any HTTP answer, even an error status, shows the host is there.
+        if (!error.networkLevel) answered.add(url.host);
+        else if (!answered.has(url.host)) {
+          const count = (networkFailures.get(url.host) ?? 0) + 1;
+          networkFailures.set(url.host, count);
+          if (count >= UNREACHABLE_AFTER) unreachable.set(url.host, error.error);
+        }
+        const last = attemptNumber >= retries || !error.transient || unreachable.has(url.host);
         logger.debug('http failed', {
           url: redact(url.href),
           error: error.error.message,

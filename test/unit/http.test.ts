@@ -172,6 +172,29 @@ describe('http client', () => {
     expect(delays).toHaveLength(2);
   });
 
+  it('skips a host that never answered after three network failures, but keeps retrying one that has answered', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const { client, delays } = makeClient({ network: { retries: 1 } });
+    const refused = await failure(client.get(`http://127.0.0.1:${port}/one`));
+    expect(refused.details?.reason).toBe('connection refused');
+    expect(delays).toHaveLength(1);
+    // Its third failure gives up on the host: this request is not retried, the next is not even sent.
+    await failure(client.get(`http://127.0.0.1:${port}/two`));
+    expect(delays).toHaveLength(1);
+    const skipped = await failure(client.get(`http://127.0.0.1:${port}/three`));
+    expect(skipped).toMatchObject({ code: 'E_HTTP_NETWORK', details: { reason: 'host unreachable' } });
+    expect(skipped.message).toContain('did not answer earlier in this run');
+    expect(delays).toHaveLength(1);
+
+    const reset = makeClient({ network: { retries: 2 } });
+    await reset.client.get(pypi('ripgrep')).catch(() => undefined);
+    for (let request = 0; request < 2; request += 1) await failure(reset.client.get(pypi('resetpkg')));
+    expect(fake.requests.filter((entry) => entry.tool === 'reset')).toHaveLength(6);
+  });
+
   it('reports a refused connection as E_HTTP_NETWORK', async () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
