@@ -1,13 +1,13 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { redact } from '../../core/log.ts';
 
 /**
- * The structured log of update runs (seed 002 §11.4): JSON lines, rotated when
- * the file passes `maxBytes` (update.log -> update.log.1 ... .keep, the oldest
- * dropped). Rotation is checked when the log opens and as it grows, so one
- * long run cannot fill the disk either.
+ * The structured log of update runs (seed 002 §11.4): JSON lines, rotated
+ * when a run starts and the file has passed `maxBytes` (update.log ->
+ * update.log.1 ... .keep, the oldest dropped). One run's output is far below
+ * the limit, so rotating between runs keeps each run whole in one file.
  */
 export interface RunLog {
   write(entry: Record<string, unknown>): void;
@@ -23,37 +23,15 @@ const MAX_BYTES = 10 * 1024 * 1024;
 const KEEP = 5;
 
 export async function openRunLog(path: string, options: RunLogOptions = {}): Promise<RunLog> {
-  const maxBytes = options.maxBytes ?? MAX_BYTES;
-  const keep = options.keep ?? KEEP;
   await mkdir(dirname(path), { recursive: true });
-  let size = await stat(path).then((info) => info.size, () => 0);
-  if (size >= maxBytes) {
-    await rotate(path, keep);
-    size = 0;
-  }
-  let stream: WriteStream = createWriteStream(path, { flags: 'a' });
-  let rotating: Promise<void> = Promise.resolve();
+  const size = await stat(path).then((info) => info.size, () => 0);
+  if (size >= (options.maxBytes ?? MAX_BYTES)) await rotate(path, options.keep ?? KEEP);
+  const stream = createWriteStream(path, { flags: 'a' });
   return {
     write(entry) {
-      const line = `${JSON.stringify(redact({ time: new Date().toISOString(), ...entry }))}\n`;
-      size += Buffer.byteLength(line);
-      stream.write(line);
-      if (size >= maxBytes) {
-        size = 0;
-        const full = stream;
-        stream = createWriteStream(`${path}.next`, { flags: 'a' });
-        // The lines written meanwhile go to .next, which becomes the fresh log.
-        rotating = rotating.then(async () => {
-          await new Promise<void>((resolve) => full.end(resolve));
-          await rotate(path, keep);
-          await rename(`${path}.next`, path).catch(() => undefined);
-        });
-      }
+      stream.write(`${JSON.stringify(redact({ time: new Date().toISOString(), ...entry }))}\n`);
     },
-    async close() {
-      await rotating;
-      await new Promise<void>((resolve) => stream.end(resolve));
-    },
+    close: () => new Promise<void>((resolve) => stream.end(resolve)),
   };
 }
 
