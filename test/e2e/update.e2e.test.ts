@@ -37,7 +37,10 @@ beforeAll(() => {
   home = mkdtempSync(join(tmpdir(), 'upkeep-e2e-update-'));
   prefix = join(home, 'npm-global');
   writeFileSync(join(home, '.npmrc'), `prefix=${prefix}\n`);
+  // The machine's proxy and certificate settings, as a user's shell would have them.
+  const network = Object.fromEntries(Object.entries(process.env).filter(([name]) => /proxy|^NODE_EXTRA_CA_CERTS$|^SSL_CERT_/i.test(name)));
   environment = {
+    ...network,
     PATH: `${join(prefix, 'bin')}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
     HOME: home,
     UPKEEP_HOME: join(home, 'upkeep'),

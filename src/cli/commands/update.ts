@@ -182,7 +182,7 @@ async function execute(context: Context, loaded: LoadedConfig, execution: Execut
     display.done();
     if (context.json && execution.kind !== 'check') context.stdout.write(`${JSON.stringify({ type: 'summary', report })}\n`);
     if (report.status === 'interrupted') warnings.push('the run was interrupted; `upkeep update resume` continues with what did not finish');
-    else if (report.summary.failed.length > 0) warnings.push('`upkeep update retry` runs the failed plugins again');
+    else if (report.summary.failed.length > 0 && execution.kind !== 'check') warnings.push('`upkeep update retry` runs the failed plugins again');
     return {
       exitCode: exitCodeOf(report),
       data: report,

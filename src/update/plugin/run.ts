@@ -31,6 +31,16 @@ const PASSED_THROUGH = [
   'HTTP_PROXY',
   'HTTPS_PROXY',
   'NO_PROXY',
+  // Certificate authorities added for a TLS-inspecting proxy: without them
+  // every download of every manager fails behind such a proxy.
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'REQUESTS_CA_BUNDLE',
+  'CURL_CA_BUNDLE',
+  'PIP_CERT',
+  'GIT_SSL_CAINFO',
+  'NPM_CONFIG_CAFILE',
   // Where package managers keep what they installed: a user who moved them
   // (in a shell profile) must not have their plugin look in the default place.
   'PNPM_HOME',
