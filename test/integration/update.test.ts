@@ -215,6 +215,7 @@ describe('upkeep update run', () => {
     const stats = await runUpkeep(['update', 'stats', '--json'], sandbox.environment);
     const phases = stats.json<{ phases: Array<{ plugin: string; phase: string; count: number; nextEstimate: { basis: string } }> }>().phases;
     expect(phases.find((entry) => entry.phase === 'update')).toMatchObject({ plugin: 'alpha', count: 1, nextEstimate: { basis: 'history' } });
+    expect(phases.find((entry) => entry.phase === 'estimate')).toMatchObject({ plugin: 'alpha', count: 1 });
     const history = await runUpkeep(['update', 'history'], sandbox.environment);
     expect(history.stdout).toContain('alpha');
     expect(history.stdout).toContain('update');

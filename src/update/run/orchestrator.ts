@@ -8,7 +8,7 @@ import type { PluginAnswer, PluginCommand, PluginFailure, Progress } from '../pl
 import { invokePlugin, type InvokeOptions, type PluginSettings } from '../plugin/run.ts';
 import { buildGraph, type Task } from '../schedule/graph.ts';
 import { normalizeMutex } from '../schedule/mutex.ts';
-import { MemoryGuard, ProcessTreeMeter } from '../schedule/resources.ts';
+import { MemoryGuard, ProcessTreeMeter, type ResourceUsage } from '../schedule/resources.ts';
 import { Scheduler, simulate } from '../schedule/scheduler.ts';
 import type { StatsDatabase } from '../stats/db.ts';
 import { estimatePhase, type Estimate } from '../stats/estimate.ts';
@@ -293,8 +293,14 @@ export class UpdateRun {
       return this.completeEstimate(plugin, phase);
     }
     plugin.applicable = true;
-    const estimate = await this.ask(manifest, 'estimate-update', 'estimate');
-    if (estimate.kind === 'failed') return this.failPhase(plugin, 'estimate', estimate);
+    const meter = new ProcessTreeMeter();
+    const started = this.options.now();
+    const estimate = await this.ask(manifest, 'estimate-update', 'estimate', (pid) => meter.start(pid));
+    const usage = await meter.finish();
+    if (estimate.kind === 'failed') {
+      this.record(plugin, 'estimate', started, usage, estimate, { packageCount: 0, downloadBytes: 0 });
+      return this.failPhase(plugin, 'estimate', estimate);
+    }
     if (estimate.kind !== 'success') {
       plugin.applicable = false;
       plugin.reason = estimate.kind === 'not-applicable' ? estimate.reason : `estimate-update answered ${estimate.kind}`;
@@ -366,6 +372,7 @@ export class UpdateRun {
       if (plugin.canSeparateDownload) estimates.download = estimatePhase(history('download'), { ...features, phase: 'download' });
       estimates.update = estimatePhase(history('update'), { ...features, phase: 'update' });
     }
+    this.record(plugin, 'estimate', started, usage, null, { packageCount: plugin.packages.length, downloadBytes: plugin.downloadBytes });
     this.estimates.set(manifest.name, estimates);
     plugin.estimates = Object.fromEntries(Object.entries(estimates).map(([key, value]) => [key, value.seconds]));
     return this.completeEstimate(plugin, phase);
@@ -496,30 +503,12 @@ export class UpdateRun {
         });
       },
     });
-    const metrics = await meter.finish();
+    const usage = await meter.finish();
     if (phaseState.processGroup !== undefined) this.memory.unregister(phaseState.processGroup);
-    const wallSeconds = (this.options.now().getTime() - started.getTime()) / 1000;
     const data = answer.kind === 'success' ? (answer.data as { package_count?: number; packages_updated?: unknown[]; downloaded_bytes?: number; requires_reboot?: boolean }) : undefined;
     const packageCount = data?.package_count ?? data?.packages_updated?.length ?? plugin.packages.length;
-    const downloadBytes = data?.downloaded_bytes ?? plugin.downloadBytes;
     const failure = answer.kind === 'success' ? null : this.failureOf(answer);
-    this.options.stats?.record({
-      runId: this.state.runId,
-      plugin: manifest.name,
-      phase,
-      startedAt: started.toISOString(),
-      wallSeconds,
-      cpuUserSeconds: metrics.cpuUserSeconds,
-      cpuSystemSeconds: metrics.cpuSystemSeconds,
-      peakRssBytes: metrics.peakRssBytes,
-      readBytes: metrics.readBytes,
-      writeBytes: metrics.writeBytes,
-      downloadBytes,
-      packageCount,
-      success: failure === null,
-      attempts: phaseState.attempts,
-      error: failure ? `${failure.error.code}: ${failure.error.message}` : null,
-    });
+    this.record(plugin, phase, started, usage, failure, { packageCount, downloadBytes: data?.downloaded_bytes ?? plugin.downloadBytes });
     delete phaseState.processGroup;
     delete phaseState.processStart;
     if (failure === null) {
@@ -640,9 +629,31 @@ export class UpdateRun {
     };
   }
 
-  private async ask<C extends PluginCommand>(manifest: PluginManifest, command: C, phase: Phase): Promise<PluginAnswer<C>> {
-    const { answer } = await invokePlugin(manifest, command, { ...this.invocation(manifest, phase), signal: this.abort.signal });
+  private async ask<C extends PluginCommand>(manifest: PluginManifest, command: C, phase: Phase, onStart?: (pid: number) => void): Promise<PluginAnswer<C>> {
+    const { answer } = await invokePlugin(manifest, command, { ...this.invocation(manifest, phase), signal: this.abort.signal, ...(onStart ? { onStart } : {}) });
     return answer;
+  }
+
+  /** One row of history (seed 002 §11.3); the estimate phase is measured on its estimate-update. */
+  private record(plugin: PluginState, phase: Phase, started: Date, usage: ResourceUsage, failure: PluginAnswer | null, counts: { packageCount: number; downloadBytes: number }): void {
+    const error = failure === null ? null : this.failureOf(failure).error;
+    this.options.stats?.record({
+      runId: this.state.runId,
+      plugin: plugin.name,
+      phase,
+      startedAt: started.toISOString(),
+      wallSeconds: (this.options.now().getTime() - started.getTime()) / 1000,
+      cpuUserSeconds: usage.cpuUserSeconds,
+      cpuSystemSeconds: usage.cpuSystemSeconds,
+      peakRssBytes: usage.peakRssBytes,
+      readBytes: usage.readBytes,
+      writeBytes: usage.writeBytes,
+      downloadBytes: counts.downloadBytes,
+      packageCount: counts.packageCount,
+      success: failure === null,
+      attempts: plugin.phases[phase]?.attempts ?? 1,
+      error: error ? `${error.code}: ${error.message}` : null,
+    });
   }
 
   private beginPhase(plugin: PluginState, phase: Phase): PhaseState {
