@@ -20,9 +20,7 @@ export function registerPluginsCommands(program: Command, run: Register): void {
     .command('plugins')
     .summary('list, inspect, enable, disable and validate update plugins')
     .description(
-      'Update plugins are executables that speak upkeep\'s plugin protocol (docs/plugin-protocol.md).\n' +
-        'They are found in the built-in plugins folder, then /etc/upkeep/plugins.d, then\n' +
-        '~/.config/upkeep/plugins.d (a later manifest of the same name overrides an earlier one).',
+      'Update plugins are executables that speak upkeep\'s plugin protocol (docs/plugin-protocol.md). They are found in the built-in plugins folder, then /etc/upkeep/plugins.d, then ~/.config/upkeep/plugins.d (a later manifest of the same name overrides an earlier one).',
     );
   plugins.command('list').summary('every plugin found, where from, and whether it is enabled').action(run(listHandler));
   plugins.command('info').summary("one plugin's manifest: mutexes, runs-after, timeouts, settings").argument('<name>', 'plugin name').action(run(infoHandler));

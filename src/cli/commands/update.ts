@@ -31,10 +31,7 @@ export function registerUpdateCommands(program: Command, run: Register): void {
     .command('update')
     .summary('update everything through plugins (apt, brew, npm, pipx, cargo, ...), in parallel where safe')
     .description(
-      'Asks every update plugin what it would update, then downloads and updates in parallel\n' +
-        'wherever no two plugins touch the same resource (their mutexes), in the order their\n' +
-        'runs-after relations ask. Runs survive interruption (`upkeep update resume`), every phase\n' +
-        'is recorded for history and time estimates. docs/update.md has the details.',
+      'Asks every update plugin what it would update, then downloads and updates in parallel wherever no two plugins touch the same resource (their mutexes), in the order their runs-after relations ask. Runs survive interruption (`upkeep update resume`), every phase is recorded for history and time estimates. docs/update.md has the details.',
     );
   const selection = (command: Command): Command => command.option('--plugins <names>', 'only these plugins (comma-separated)');
   selection(update.command('check').summary('list what each plugin would update, sizes, security updates and the estimated time; changes nothing'))
