@@ -4,7 +4,7 @@
 // `apk version -l '<'` lists installed packages with a newer version in the
 // repositories. apk installs straight from the network (its cache is
 // optional), so download is not a separate step.
-import { commandFailed, definePlugin, elevated, isRoot, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, elevated, mayRefresh, PluginError, progress, run, systemEstimate, systemManager } from './lib/plugin.mjs';
 
 const NAME = 'apk';
 const STATIC_MUTEXES = { estimate: ['pkgmgr:apk'], download: [], update: ['pkgmgr:apk'] };
@@ -22,8 +22,6 @@ const RUNTIMES = [
 ];
 const LOCKED = /unable to lock database|failed to open apk database: resource temporarily unavailable/i;
 const NETWORK = /temporary error \(try again later\)|network error|DNS lookup error/i;
-
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
 
 function failure(argv, result) {
   const text = `${result.stderr}\n${result.stdout}`;
@@ -45,18 +43,8 @@ function parseVersionList(text) {
   return packages;
 }
 
-async function canElevate() {
-  if (isRoot()) return true;
-  if (!which('sudo')) return false;
-  return (await run(['sudo', '-n', 'true'])).code === 0;
-}
-
 async function refreshIndexes() {
-  if (!setting(NAME, 'refresh', true)) return;
-  if (!(await canElevate())) {
-    process.stderr.write('not root and sudo cannot run without a password: estimating from the package indexes as they are\n');
-    return;
-  }
+  if (!(await mayRefresh(NAME, 'the package indexes as they are'))) return;
   const argv = elevated(['apk', 'update', '--quiet']);
   const result = await run(argv);
   if (result.code === 0) return;
@@ -74,14 +62,7 @@ async function estimate() {
   if (result.code !== 0) throw failure(argv, result);
   const packages = parseVersionList(result.stdout);
   progress(100, `${packages.length} packages to update`);
-  const names = packages.map((entry) => entry.name);
-  const estimated = {
-    packages_to_update: packages,
-    affects_runtimes: runtimesOf(names),
-    requires_reboot: names.some((name) => REBOOT_PACKAGES.test(name)),
-  };
-  saveState('estimate', estimated);
-  return estimated;
+  return systemEstimate(packages, { runtimes: RUNTIMES, reboot: REBOOT_PACKAGES });
 }
 
 async function update() {
@@ -109,15 +90,8 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('apk') ? { applicable: true } : { applicable: false, reason: 'apk not found' }),
+  ...systemManager('apk', STATIC_MUTEXES),
   estimate,
   canSeparateDownload: false,
   update,
-  // Root privileges, whoever runs upkeep: sudo-setup asks this (as root) to write the sudoers rules.
-  requiresSudo: true,
-  sudoProgramsPaths: () => [which('apk')].filter(Boolean),
-  mutexes: {
-    ...STATIC_MUTEXES,
-    update: () => [...STATIC_MUTEXES.update, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)],
-  },
 });

@@ -11,13 +11,15 @@ import {
   commandFailed,
   definePlugin,
   elevated,
-  isRoot,
   loadState,
+  mayRefresh,
   progress,
   run,
+  runtimesOf,
   saveState,
   setting,
-  which,
+  systemManager,
+  totalSize,
 } from './lib/plugin.mjs';
 
 const NAME = 'apt';
@@ -53,7 +55,6 @@ const RUNTIMES = [
 
 const mode = () => (setting(NAME, 'dist_upgrade', false) ? 'dist-upgrade' : 'upgrade');
 const baseName = (name) => name.replace(/:[a-z0-9]+$/, '');
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(baseName(name)))).map(([runtime]) => runtime);
 
 /** apt prints sizes in SI units ("1807 kB", "168 MB"). */
 function parseAptSize(number, unit) {
@@ -67,19 +68,9 @@ function aptErrors(argv, result) {
   return errors.length > 0 ? errors.join('; ') : (commandFailed(argv, result).details ?? `exit code ${result.code}`);
 }
 
-async function canElevate() {
-  if (isRoot()) return true;
-  if (!which('sudo')) return false;
-  return (await run(['sudo', '-n', 'true'])).code === 0;
-}
-
 /** `apt-get update`, when allowed and possible; otherwise the lists stay as they are. */
 async function refreshLists() {
-  if (!setting(NAME, 'refresh', true)) return;
-  if (!(await canElevate())) {
-    process.stderr.write('not root and sudo cannot run without a password: estimating from the package lists as they are\n');
-    return;
-  }
+  if (!(await mayRefresh(NAME, 'the package lists as they are'))) return;
   const argv = elevated(['apt-get', 'update', '-qq']);
   const result = await run(argv, { env: NONINTERACTIVE_ENV });
   if (result.code === 0) return;
@@ -224,13 +215,12 @@ async function estimate() {
   progress(100, `${plan.packages.length} packages to update`);
 
   const packages = plan.packages.map(({ arch: _arch, ...entry }) => entry);
-  const sum = (key) => packages.reduce((total, entry) => total + (entry[key] ?? 0), 0);
   const names = packages.map((entry) => entry.name);
   const result = {
     packages_to_update: packages,
-    total_download_size_bytes: sum('download_size_bytes'),
-    total_installed_size_bytes: sum('installed_size_bytes'),
-    affects_runtimes: runtimesOf(names),
+    total_download_size_bytes: totalSize(packages, 'download_size_bytes'),
+    total_installed_size_bytes: totalSize(packages, 'installed_size_bytes'),
+    affects_runtimes: runtimesOf(RUNTIMES, names.map(baseName)),
     requires_reboot: names.some((name) => REBOOT_PACKAGES.test(baseName(name))),
     security_updates: packages.some((entry) => entry.security),
   };
@@ -319,22 +309,13 @@ async function validate() {
   return { healthy: problems.length === 0, problems };
 }
 
-function updateMutexes() {
-  const estimated = loadState('estimate');
-  return [...STATIC_MUTEXES.update, ...(estimated?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)];
-}
-
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('apt-get') ? { applicable: true } : { applicable: false, reason: 'apt-get not found' }),
+  ...systemManager('apt-get', STATIC_MUTEXES),
   estimate,
   canSeparateDownload: true,
   download,
   update,
-  // Root privileges, whoever runs upkeep: sudo-setup asks this (as root) to write the sudoers rules.
-  requiresSudo: true,
-  sudoProgramsPaths: () => [which('apt-get')].filter(Boolean),
   validate,
-  mutexes: { ...STATIC_MUTEXES, update: updateMutexes },
 });

@@ -4,7 +4,7 @@
 // `brew outdated --json=v2` after `brew update`; pinned formulae are left
 // out because `brew upgrade` leaves them alone. Download is `brew fetch`,
 // whose bottles and cask archives `brew upgrade` then finds in its cache.
-import { commandFailed, definePlugin, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, loadState, mutexesWithRuntimes, plannedUpdate, PluginError, programFound, progress, run, runtimesOf, saveState, setting } from './lib/plugin.mjs';
 
 const NAME = 'brew';
 const STATIC_MUTEXES = { estimate: ['pkgmgr:brew'], download: ['pkgmgr:brew'], update: ['pkgmgr:brew'] };
@@ -19,8 +19,6 @@ const RUNTIMES = [
   ['ruby', /^ruby(@[.\d]+)?$/],
 ];
 const LOCKED = /already running|has already locked|another active homebrew .*process/i;
-
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
 
 function failure(argv, result) {
   if (LOCKED.test(`${result.stderr}\n${result.stdout}`)) {
@@ -70,7 +68,7 @@ async function estimate() {
   progress(100, `${found.length} formulae and casks to upgrade`);
   const result = {
     packages_to_update: found.map(({ kind: _kind, ...entry }) => entry),
-    affects_runtimes: runtimesOf(found.filter((entry) => entry.kind === 'formula').map((entry) => entry.name)),
+    affects_runtimes: runtimesOf(RUNTIMES, found.filter((entry) => entry.kind === 'formula').map((entry) => entry.name)),
     requires_reboot: false,
   };
   saveState('estimate', { ...result, outdated: found });
@@ -120,7 +118,7 @@ async function update() {
   if (casks.length > 0) await brew(['upgrade', '--cask', ...casks], onLine);
   progress(100, `${all.length} formulae and casks upgraded`);
   return {
-    packages_updated: all.map((entry) => ({ name: entry.name, ...(entry.current_version ? { from: entry.current_version } : {}), to: entry.new_version })),
+    packages_updated: all.map(plannedUpdate),
     package_count: all.length,
   };
 }
@@ -128,14 +126,11 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('brew') ? { applicable: true } : { applicable: false, reason: 'brew not found' }),
+  isApplicable: () => programFound('brew'),
   estimate,
   canSeparateDownload: true,
   download,
   update,
   requiresSudo: false,
-  mutexes: {
-    ...STATIC_MUTEXES,
-    update: () => [...STATIC_MUTEXES.update, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)],
-  },
+  mutexes: { ...STATIC_MUTEXES, update: () => mutexesWithRuntimes(STATIC_MUTEXES.update) },
 });

@@ -4,7 +4,7 @@
 // `dnf check-update` lists what is pending (exit 100 when something is),
 // rpm tells the installed versions, and `dnf updateinfo list --security`
 // names the packages that security advisories cover.
-import { commandFailed, definePlugin, elevated, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, elevated, loadState, plannedUpdate, PluginError, progress, run, setting, systemEstimate, systemManager, which } from './lib/plugin.mjs';
 
 const NAME = 'dnf';
 const STATIC_MUTEXES = { estimate: ['pkgmgr:dnf'], download: ['pkgmgr:dnf'], update: ['pkgmgr:dnf', 'pkgmgr:rpm'] };
@@ -20,8 +20,6 @@ const RUNTIMES = [
 ];
 // dnf5 fails at once when another transaction holds the rpm lock (dnf4 waits).
 const LOCKED = /Failed to obtain rpm transaction lock|another transaction is in progress/i;
-
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
 
 function failure(argv, result) {
   if (LOCKED.test(`${result.stderr}\n${result.stdout}`)) {
@@ -103,15 +101,7 @@ async function estimate() {
     security: security.has(`${entry.name}.${entry.arch}`),
   }));
   progress(100, `${packages.length} packages to update`);
-  const names = packages.map((entry) => entry.name);
-  const result = {
-    packages_to_update: packages,
-    affects_runtimes: runtimesOf(names),
-    requires_reboot: names.some((name) => REBOOT_PACKAGES.test(name)),
-    security_updates: packages.some((entry) => entry.security),
-  };
-  saveState('estimate', result);
-  return result;
+  return systemEstimate(packages, { runtimes: RUNTIMES, reboot: REBOOT_PACKAGES }, { security_updates: packages.some((entry) => entry.security) });
 }
 
 /** dnf4 `  Upgrading : curl-8.2.1-3.fc39.x86_64   3/8` and dnf5 `[3/8] Upgrading curl-0:8.11.1-5.fc42.x86_64 ...`. */
@@ -143,7 +133,7 @@ async function update() {
   const requiresReboot = /Reboot is required/i.test(restart.stdout) || packages.some((entry) => REBOOT_PACKAGES.test(entry.name));
   progress(100, `${packages.length} packages updated`);
   return {
-    packages_updated: packages.map((entry) => ({ name: entry.name, ...(entry.current_version ? { from: entry.current_version } : {}), to: entry.new_version })),
+    packages_updated: packages.map(plannedUpdate),
     package_count: packages.length,
     requires_reboot: requiresReboot,
   };
@@ -152,16 +142,9 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('dnf') ? { applicable: true } : { applicable: false, reason: 'dnf not found' }),
+  ...systemManager('dnf', STATIC_MUTEXES),
   estimate,
   canSeparateDownload: true,
   download,
   update,
-  // Root privileges, whoever runs upkeep: sudo-setup asks this (as root) to write the sudoers rules.
-  requiresSudo: true,
-  sudoProgramsPaths: () => [which('dnf')].filter(Boolean),
-  mutexes: {
-    ...STATIC_MUTEXES,
-    update: () => [...STATIC_MUTEXES.update, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)],
-  },
 });

@@ -3,7 +3,7 @@
 // installations alike). `flatpak remote-ls --updates` asks the remotes what
 // changed; `flatpak update --no-deploy` downloads without deploying, and the
 // update that follows deploys what is already in the local repository.
-import { commandFailed, definePlugin, loadState, progress, run, saveState, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, loadState, plannedUpdate, programFound, progress, run, saveState, totalSize } from './lib/plugin.mjs';
 
 const NAME = 'flatpak';
 const STATIC_MUTEXES = { estimate: [], download: ['pkgmgr:flatpak'], update: ['pkgmgr:flatpak'] };
@@ -49,11 +49,10 @@ async function estimate() {
     };
   });
   progress(100, `${packages.length} applications and runtimes to update`);
-  const sum = (key) => packages.reduce((total, entry) => total + (entry[key] ?? 0), 0);
   const result = {
     packages_to_update: packages,
-    total_download_size_bytes: sum('download_size_bytes'),
-    total_installed_size_bytes: sum('installed_size_bytes'),
+    total_download_size_bytes: totalSize(packages, 'download_size_bytes'),
+    total_installed_size_bytes: totalSize(packages, 'installed_size_bytes'),
     requires_reboot: false,
   };
   saveState('estimate', result);
@@ -94,7 +93,7 @@ async function update() {
   return {
     packages_updated: refs.map((name) => {
       const entry = known.get(name);
-      return { name, ...(entry?.current_version ? { from: entry.current_version } : {}), ...(entry ? { to: entry.new_version } : {}) };
+      return entry ? plannedUpdate(entry) : { name };
     }),
     package_count: refs.length,
   };
@@ -103,7 +102,7 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('flatpak') ? { applicable: true } : { applicable: false, reason: 'flatpak not found' }),
+  isApplicable: () => programFound('flatpak'),
   estimate,
   canSeparateDownload: true,
   download,

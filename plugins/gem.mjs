@@ -5,45 +5,11 @@
 // `gem update --no-document <gems>` installs the new versions beside the old
 // ones. Gems in a folder the user cannot write (the system Ruby's) are
 // updated through sudo.
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { commandFailed, definePlugin, elevated, isRoot, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, elevated, estimatePackages, folderNeedsRoot, loadState, plannedUpdate, PluginError, programFound, progress, run, setting, which } from './lib/plugin.mjs';
 
 const NAME = 'gem';
 // RubyGems reports an unreachable index as a fetch error naming the URL.
 const NETWORK = /Unable to download data from|Gem::RemoteFetcher::(UnknownHostError|FetchError)|SocketError|getaddrinfo|Name or service not known|no such name/i;
-
-/**
- * Runs a read-only query with a deadline. plugin.mjs's run() has none, and a
- * registry that never answers must fail the estimate as a transient error
- * (upkeep retries it) instead of holding it until upkeep kills the plugin.
- */
-function query(argv, seconds, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    let timedOut = false;
-    child.stdout.on('data', (chunk) => out.push(chunk));
-    child.stderr.on('data', (chunk) => err.push(chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-      // A grandchild may hold the pipes open; upkeep ends the plugin's whole process group when it exits.
-      child.stdout.destroy();
-      child.stderr.destroy();
-    }, seconds * 1000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new PluginError('COMMAND_NOT_FOUND', `cannot run ${argv[0]}: ${error.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new PluginError('TIMEOUT', `${argv.join(' ')} gave no answer within ${seconds} seconds`, { transient: true }));
-      else resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
 
 function failure(argv, result) {
   const text = `${result.stderr}\n${result.stdout}`;
@@ -65,36 +31,14 @@ function parseOutdated(text) {
 
 async function outdated() {
   const argv = ['gem', 'outdated'];
-  const result = await query(argv, setting(NAME, 'query_timeout', 120));
+  const result = await run(argv, { timeout: setting(NAME, 'query_timeout', 120) });
   // gem may print a fetch error and still exit 0 with an empty list.
   if (result.code !== 0 || NETWORK.test(result.stderr)) throw failure(argv, result);
   return parseOutdated(result.stdout);
 }
 
-async function estimate() {
-  progress(0, 'gem outdated');
-  const packages = await outdated();
-  saveState('estimate', { packages });
-  progress(100, `${packages.length} gems to update`);
-  return { packages_to_update: packages };
-}
-
-/** The folder gems install into (GEM_HOME, else Ruby's default): root's for a system Ruby. */
-async function gemDirWritable() {
-  const result = await query(['gem', 'env', 'gemdir'], 30);
-  const folder = result.stdout.trim();
-  if (result.code !== 0 || !folder) return true;
-  try {
-    accessSync(folder, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function requiresSudo() {
-  return !isRoot() && !(await gemDirWritable());
-}
+/** The folder gems install into (GEM_HOME, else Ruby's default) needs root for a system Ruby. */
+const requiresSudo = () => folderNeedsRoot(['gem', 'env', 'gemdir']);
 
 /** `Gems updated: rake rubocop` closes a run that changed something (`Nothing to update` otherwise). */
 function updatedNames(output) {
@@ -121,7 +65,7 @@ async function update() {
   });
   if (result.code !== 0) throw failure(argv, result);
   const names = new Set(updatedNames(result.stdout));
-  const updated = planned.filter((entry) => names.has(entry.name)).map((entry) => ({ name: entry.name, from: entry.current_version, to: entry.new_version }));
+  const updated = planned.filter((entry) => names.has(entry.name)).map(plannedUpdate);
   progress(100, `${updated.length} gems updated`, { current: total, total });
   return { packages_updated: updated, package_count: updated.length };
 }
@@ -129,8 +73,8 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('gem') ? { applicable: true } : { applicable: false, reason: 'gem not found' }),
-  estimate,
+  isApplicable: () => programFound('gem'),
+  estimate: () => estimatePackages(outdated, { start: 'gem outdated', found: 'gems to update' }),
   update,
   canSeparateDownload: false,
   requiresSudo,

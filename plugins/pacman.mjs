@@ -7,7 +7,7 @@
 // answers from the sync database as it is. Updates are always the full
 // `pacman -Syu`.
 import { join } from 'node:path';
-import { commandFailed, definePlugin, elevated, loadState, PluginError, progress, run, saveState, stateDir, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, elevated, loadState, plannedUpdate, PluginError, progress, run, stateDir, systemEstimate, systemManager, totalSize, which } from './lib/plugin.mjs';
 
 const NAME = 'pacman';
 const STATIC_MUTEXES = { estimate: [], download: ['pkgmgr:pacman'], update: ['pkgmgr:pacman'] };
@@ -21,8 +21,6 @@ const RUNTIMES = [
   ['ruby', /^ruby$/],
 ];
 const LOCKED = /unable to lock database|could not lock database/i;
-
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
 
 function failure(argv, result) {
   if (LOCKED.test(`${result.stderr}\n${result.stdout}`)) {
@@ -89,15 +87,7 @@ async function estimate() {
   progress(60, 'reading download sizes');
   await addSizes(packages, database);
   progress(100, `${packages.length} packages to update`);
-  const names = packages.map((entry) => entry.name);
-  const result = {
-    packages_to_update: packages,
-    total_download_size_bytes: packages.reduce((total, entry) => total + (entry.download_size_bytes ?? 0), 0),
-    affects_runtimes: runtimesOf(names),
-    requires_reboot: names.some((name) => REBOOT_PACKAGES.test(name)),
-  };
-  saveState('estimate', result);
-  return result;
+  return systemEstimate(packages, { runtimes: RUNTIMES, reboot: REBOOT_PACKAGES }, { total_download_size_bytes: totalSize(packages, 'download_size_bytes') });
 }
 
 /**
@@ -140,7 +130,7 @@ async function update() {
   return {
     packages_updated: updated.map((name) => {
       const entry = known.get(name);
-      return entry ? { name, from: entry.current_version, to: entry.new_version } : { name };
+      return entry ? plannedUpdate(entry) : { name };
     }),
     package_count: updated.length,
     requires_reboot: updated.some((name) => REBOOT_PACKAGES.test(name)),
@@ -150,16 +140,9 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('pacman') ? { applicable: true } : { applicable: false, reason: 'pacman not found' }),
+  ...systemManager('pacman', STATIC_MUTEXES),
   estimate,
   canSeparateDownload: true,
   download,
   update,
-  // Root privileges, whoever runs upkeep: sudo-setup asks this (as root) to write the sudoers rules.
-  requiresSudo: true,
-  sudoProgramsPaths: () => [which('pacman')].filter(Boolean),
-  mutexes: {
-    ...STATIC_MUTEXES,
-    update: () => [...STATIC_MUTEXES.update, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)],
-  },
 });

@@ -6,45 +6,12 @@
 // venv (`pipx runpip`) asks the index for newer ones. Update upgrades the
 // venvs the estimate found (`pipx upgrade <venv>`), or all of them
 // (`pipx upgrade-all`) when no estimate ran in this run folder.
-import { spawn } from 'node:child_process';
-import { commandFailed, definePlugin, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, estimatePackages, loadState, plannedUpdate, PluginError, programFound, progress, run, setting, updateEach } from './lib/plugin.mjs';
 
 const NAME = 'pipx';
 // pip does not fail when an index cannot be reached: it warns, retries, and
 // leaves out what it could not look up. Its warnings are the only sign.
 const NETWORK = /NewConnectionError|Failed to establish a new connection|Could not fetch URL|Max retries exceeded|ConnectTimeoutError|ReadTimeoutError/;
-
-/**
- * Runs a read-only query with a deadline. plugin.mjs's run() has none, and a
- * registry that never answers must fail the estimate as a transient error
- * (upkeep retries it) instead of holding it until upkeep kills the plugin.
- */
-function query(argv, seconds, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    let timedOut = false;
-    child.stdout.on('data', (chunk) => out.push(chunk));
-    child.stderr.on('data', (chunk) => err.push(chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-      // A grandchild may hold the pipes open; upkeep ends the plugin's whole process group when it exits.
-      child.stdout.destroy();
-      child.stderr.destroy();
-    }, seconds * 1000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new PluginError('COMMAND_NOT_FOUND', `cannot run ${argv[0]}: ${error.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new PluginError('TIMEOUT', `${argv.join(' ')} gave no answer within ${seconds} seconds`, { transient: true }));
-      else resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
 
 function networkError(argv, result) {
   const lines = result.stderr.split('\n').filter((line) => NETWORK.test(line));
@@ -57,7 +24,7 @@ const canonical = (name) => name.toLowerCase().replace(/[-_.]+/g, '-');
 /** `pipx list --json`: {pipx_spec_version, venvs: {venv: {metadata: {main_package: {package, package_version}}}}}. */
 async function venvs() {
   const argv = ['pipx', 'list', '--json'];
-  const result = await query(argv, 60);
+  const result = await run(argv, { timeout: 60 });
   let report;
   try {
     report = JSON.parse(result.stdout);
@@ -74,7 +41,7 @@ async function venvs() {
 /** `pip list --outdated --format json` inside one venv: [{name, version, latest_version, latest_filetype}]. */
 async function latestOf(venv) {
   const argv = ['pipx', 'runpip', venv.venv, 'list', '--outdated', '--format', 'json', '--disable-pip-version-check', '--retries', '1', '--timeout', '15'];
-  const result = await query(argv, setting(NAME, 'query_timeout', 120));
+  const result = await run(argv, { timeout: setting(NAME, 'query_timeout', 120) });
   const unreachable = NETWORK.test(result.stderr);
   let report;
   try {
@@ -100,14 +67,6 @@ async function outdated() {
   return packages;
 }
 
-async function estimate() {
-  progress(0, 'pipx list');
-  const packages = await outdated();
-  saveState('estimate', { packages });
-  progress(100, `${packages.length} applications to upgrade`);
-  return { packages_to_update: packages };
-}
-
 /** `upgraded package black from 24.1.0 to 24.2.0 (location: ...)`, wrapped to the terminal's width. */
 function upgradedIn(output) {
   return [...output.matchAll(/upgraded package (\S+) from (\S+) to\s+(\S+)/g)].map(([, name, from, to]) => ({ name, from, to }));
@@ -124,44 +83,28 @@ async function update() {
     progress(100, `${updated.length} applications upgraded`);
     return { packages_updated: updated, package_count: updated.length };
   }
-  const total = planned.length;
-  if (total === 0) return { packages_updated: [], package_count: 0, message: 'every pipx application is up to date' };
-  const updated = [];
-  const failures = [];
-  for (const [index, entry] of planned.entries()) {
-    progress((100 * index) / total, `pipx upgrade ${entry.name}`, { current: index, total });
-    const argv = ['pipx', 'upgrade', entry.name];
-    const result = await run(argv, { echo: true });
-    if (result.code !== 0) {
-      failures.push(commandFailed(argv, result));
-      continue;
-    }
-    const [done] = upgradedIn(result.stdout);
-    if (done) updated.push({ name: entry.name, from: done.from, to: done.to });
-    // Pinned or already upgraded meanwhile: nothing changed, and that is no failure.
-    else if (!/is already at latest version/.test(result.stdout)) updated.push({ name: entry.name, from: entry.current_version, to: entry.new_version });
-  }
-  progress(100, `${updated.length} of ${total} applications upgraded`, { current: total, total });
-  if (failures.length > 0) throw summarize(failures, updated);
-  return { packages_updated: updated, package_count: updated.length };
-}
-
-/** One error for several failed installs: transient only when every one of them was. */
-function summarize(failures, updated) {
-  const transient = failures.every((error) => error.transient);
-  const details = [
-    ...failures.map((error) => `${error.message}${error.details ? `: ${error.details}` : ''}`),
-    ...(updated.length > 0 ? [`updated anyway: ${updated.map((entry) => entry.name).join(', ')}`] : []),
-  ].join('\n');
-  const code = transient ? failures[0].code : 'COMMAND_FAILED';
-  return new PluginError(code, `${failures.length} of ${failures.length + updated.length} global packages failed to update`, { details, transient });
+  if (planned.length === 0) return { packages_updated: [], package_count: 0, message: 'every pipx application is up to date' };
+  return updateEach(planned, {
+    describe: (entry) => `pipx upgrade ${entry.name}`,
+    install: async (entry) => {
+      const argv = ['pipx', 'upgrade', entry.name];
+      const result = await run(argv, { echo: true });
+      if (result.code !== 0) return commandFailed(argv, result);
+      const [done] = upgradedIn(result.stdout);
+      if (done) return { name: entry.name, from: done.from, to: done.to };
+      // Pinned or already upgraded meanwhile: nothing changed, and that is no failure.
+      if (/is already at latest version/.test(result.stdout)) return null;
+      return plannedUpdate(entry);
+    },
+    finished: 'applications upgraded',
+  });
 }
 
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('pipx') ? { applicable: true } : { applicable: false, reason: 'pipx not found' }),
-  estimate,
+  isApplicable: () => programFound('pipx'),
+  estimate: () => estimatePackages(outdated, { start: 'pipx list', found: 'applications to upgrade' }),
   update,
   canSeparateDownload: false,
   requiresSudo: false,

@@ -8,44 +8,11 @@
 // 1 for "none"; since 1.29, 0 for none and 100 for updates), so the text
 // decides and only an `error:` line makes it a failure. `rustup update`
 // then updates every toolchain and rustup itself.
-import { spawn } from 'node:child_process';
-import { commandFailed, definePlugin, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, estimatePackages, loadState, PluginError, programFound, progress, run, setting } from './lib/plugin.mjs';
 
 const NAME = 'rustup';
 // rustup's downloads fail with reqwest's chain of causes.
 const NETWORK = /could not download file|dns error|failed to lookup address|error sending request|Connection refused|timed out/i;
-
-/**
- * Runs a read-only query with a deadline. plugin.mjs's run() has none, and a
- * registry that never answers must fail the estimate as a transient error
- * (upkeep retries it) instead of holding it until upkeep kills the plugin.
- */
-function query(argv, seconds, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    let timedOut = false;
-    child.stdout.on('data', (chunk) => out.push(chunk));
-    child.stderr.on('data', (chunk) => err.push(chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-      // A grandchild may hold the pipes open; upkeep ends the plugin's whole process group when it exits.
-      child.stdout.destroy();
-      child.stderr.destroy();
-    }, seconds * 1000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new PluginError('COMMAND_NOT_FOUND', `cannot run ${argv[0]}: ${error.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new PluginError('TIMEOUT', `${argv.join(' ')} gave no answer within ${seconds} seconds`, { transient: true }));
-      else resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
 
 function failure(argv, result) {
   const text = `${result.stderr}\n${result.stdout}`;
@@ -69,7 +36,7 @@ function parseCheck(text) {
 
 async function pending() {
   const argv = ['rustup', 'check'];
-  const result = await query(argv, setting(NAME, 'query_timeout', 60));
+  const result = await run(argv, { timeout: setting(NAME, 'query_timeout', 60) });
   const failed = /^error:/m.test(result.stderr) || ![0, 1, 100].includes(result.code);
   if (failed) throw failure(argv, result);
   return parseCheck(result.stdout);
@@ -78,14 +45,8 @@ async function pending() {
 const toolchainsIn = (packages) => packages.filter((entry) => entry.name !== 'rustup');
 
 async function estimate() {
-  progress(0, 'rustup check');
-  const packages = await pending();
-  saveState('estimate', { packages });
-  progress(100, `${packages.length} updates available`);
-  return {
-    packages_to_update: packages,
-    ...(toolchainsIn(packages).length > 0 ? { affects_runtimes: ['rust'] } : {}),
-  };
+  const found = await estimatePackages(pending, { start: 'rustup check', found: 'updates available' });
+  return { ...found, ...(toolchainsIn(found.packages_to_update).length > 0 ? { affects_runtimes: ['rust'] } : {}) };
 }
 
 /** `  stable-x86_64-unknown-linux-gnu updated - rustc 1.81.0 (eeb90cda1 2024-09-04) (from rustc 1.80.0 (051478957 2024-07-21))`. */
@@ -121,7 +82,7 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('rustup') ? { applicable: true } : { applicable: false, reason: 'rustup not found' }),
+  isApplicable: () => programFound('rustup'),
   estimate,
   update,
   canSeparateDownload: false,

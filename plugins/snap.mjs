@@ -2,7 +2,7 @@
 // upkeep plugin for snapd: `snap refresh --list` asks the store what would
 // refresh, `snap list` gives the installed versions. snapd downloads and
 // installs in one change, so download is not a separate step.
-import { commandFailed, definePlugin, elevated, loadState, PluginError, progress, run, saveState, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, elevated, loadState, PluginError, progress, run, systemEstimate, systemManager, totalSize, which } from './lib/plugin.mjs';
 
 const NAME = 'snap';
 const STATIC_MUTEXES = { estimate: [], download: [], update: ['pkgmgr:snap'] };
@@ -17,8 +17,6 @@ const RUNTIMES = [
 const REBOOT_SNAPS = /(^|-)kernel$/;
 // snapd refuses while another change touches the same snap (an auto-refresh, say).
 const BUSY = /has "[^"]+" change in progress|change in progress/i;
-
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
 
 /** snapd prints sizes as whole SI units: `285MB`, `12kB`, `906B`. */
 function parseSize(text) {
@@ -59,15 +57,7 @@ async function estimate() {
     };
   });
   progress(100, `${packages.length} snaps to refresh`);
-  const names = packages.map((entry) => entry.name);
-  const result = {
-    packages_to_update: packages,
-    total_download_size_bytes: packages.reduce((total, entry) => total + (entry.download_size_bytes ?? 0), 0),
-    affects_runtimes: runtimesOf(names),
-    requires_reboot: names.some((name) => REBOOT_SNAPS.test(name)),
-  };
-  saveState('estimate', result);
-  return result;
+  return systemEstimate(packages, { runtimes: RUNTIMES, reboot: REBOOT_SNAPS }, { total_download_size_bytes: totalSize(packages, 'download_size_bytes') });
 }
 
 async function update() {
@@ -102,15 +92,10 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
+  ...systemManager('snap', STATIC_MUTEXES),
+  // Instead of systemManager's: snapd must answer too.
   isApplicable,
   estimate,
   canSeparateDownload: false,
   update,
-  // Root privileges, whoever runs upkeep: sudo-setup asks this (as root) to write the sudoers rules.
-  requiresSudo: true,
-  sudoProgramsPaths: () => [which('snap')].filter(Boolean),
-  mutexes: {
-    ...STATIC_MUTEXES,
-    update: () => [...STATIC_MUTEXES.update, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)],
-  },
 });

@@ -13,7 +13,6 @@
 // pipx, cargo...) are left to that plugin by default: it updates them anyway,
 // and the audit's "latest" is upstream's release, which those managers may
 // not offer yet.
-import { spawn } from 'node:child_process';
 import { definePlugin, isRoot, loadState, PluginError, progress, run, saveState, setting } from './lib/plugin.mjs';
 
 const NAME = 'upkeep-tools';
@@ -42,38 +41,6 @@ const CONSERVATIVE = ['pkgmgr:apt', 'pkgmgr:dpkg'];
 const TRANSIENT = { E_HTTP_TIMEOUT: 'NETWORK_ERROR', E_HTTP_NETWORK: 'NETWORK_ERROR', E_HTTP_RATE_LIMIT: 'TEMPORARY_FAILURE', E_LOCK_TIMEOUT: 'TEMPORARY_FAILURE' };
 /** Outcomes that need a person, not a retry: no way to upgrade in place, or a major bump the policy asks about. */
 const NEEDS_A_PERSON = new Set(['E_NO_METHOD', 'E_BREAKING_CHANGE']);
-
-/**
- * Runs a read-only query with a deadline. plugin.mjs's run() has none, and a
- * registry that never answers must fail the estimate as a transient error
- * (upkeep retries it) instead of holding it until upkeep kills the plugin.
- */
-function query(argv, seconds, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    let timedOut = false;
-    child.stdout.on('data', (chunk) => out.push(chunk));
-    child.stderr.on('data', (chunk) => err.push(chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-      // A grandchild may hold the pipes open; upkeep ends the plugin's whole process group when it exits.
-      child.stdout.destroy();
-      child.stderr.destroy();
-    }, seconds * 1000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new PluginError('COMMAND_NOT_FOUND', `cannot run ${argv[0]}: ${error.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new PluginError('TIMEOUT', `${argv.join(' ')} gave no answer within ${seconds} seconds`, { transient: true }));
-      else resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
 
 /** UPKEEP_COMMAND: a JSON array, the argv that runs upkeep. */
 function upkeepCommand() {
@@ -118,7 +85,7 @@ function mutexesOf(plan) {
 async function outdated() {
   const upkeep = upkeepCommand().argv;
   const auditArgv = [...upkeep, 'audit', '--json', ...(setting(NAME, 'offline', false) ? ['--offline'] : [])];
-  const audit = parseAnswer(auditArgv, await query(auditArgv, setting(NAME, 'query_timeout', 540)));
+  const audit = parseAnswer(auditArgv, await run(auditArgv, { timeout: setting(NAME, 'query_timeout', 540) }));
   const includeManaged = setting(NAME, 'include_managed', false);
   const candidates = (audit.tools ?? []).filter(
     (report) => report.status === 'outdated' && report.installed && report.latest?.version && (includeManaged || !MANAGED_METHODS.has(report.installed.method)),
@@ -126,7 +93,7 @@ async function outdated() {
   if (candidates.length === 0) return [];
   progress(60, 'upkeep upgrade --dry-run');
   const planArgv = [...upkeep, 'upgrade', '--dry-run', '--offline', '--json', ...candidates.map((report) => report.id)];
-  const planned = parseAnswer(planArgv, await query(planArgv, 120));
+  const planned = parseAnswer(planArgv, await run(planArgv, { timeout: 120 }));
   for (const outcome of planned.outcomes ?? []) {
     if (outcome.error) process.stderr.write(`${outcome.tool} left as it is: ${outcome.error.message}\n`);
   }

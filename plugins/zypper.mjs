@@ -6,7 +6,7 @@
 // security`. zypper's informational exit codes (102: reboot needed, 103:
 // restart zypper, 106: some repositories skipped, 107: an rpm scriptlet
 // failed) still mean the packages were installed.
-import { commandFailed, definePlugin, elevated, isRoot, loadState, PluginError, progress, run, saveState, setting, which } from './lib/plugin.mjs';
+import { commandFailed, definePlugin, elevated, loadState, mayRefresh, PluginError, progress, run, setting, systemEstimate, systemManager } from './lib/plugin.mjs';
 
 const NAME = 'zypper';
 const STATIC_MUTEXES = { estimate: ['pkgmgr:zypper'], download: ['pkgmgr:zypper'], update: ['pkgmgr:zypper', 'pkgmgr:rpm'] };
@@ -23,7 +23,6 @@ const RUNTIMES = [
   ['ruby', /^ruby/],
 ];
 
-const runtimesOf = (names) => RUNTIMES.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
 const action = () => (setting(NAME, 'dist_upgrade', false) ? 'dist-upgrade' : 'update');
 
 function failure(argv, result) {
@@ -46,18 +45,8 @@ function updateElements(xml) {
   );
 }
 
-async function canElevate() {
-  if (isRoot()) return true;
-  if (!which('sudo')) return false;
-  return (await run(['sudo', '-n', 'true'])).code === 0;
-}
-
 async function refreshRepositories() {
-  if (!setting(NAME, 'refresh', true)) return;
-  if (!(await canElevate())) {
-    process.stderr.write('not root and sudo cannot run without a password: estimating from the repository data as it is\n');
-    return;
-  }
+  if (!(await mayRefresh(NAME, 'the repository data as it is'))) return;
   const argv = elevated([...BASE, '--quiet', 'refresh']);
   const result = await run(argv);
   if (result.code === 0) return;
@@ -79,15 +68,7 @@ async function estimate() {
   const neededSecurityPatches =
     patches.code === 0 ? updateElements(patches.stdout).filter((element) => element.kind === 'patch' && (element.status ?? 'needed') === 'needed') : [];
   progress(100, `${packages.length} packages to update`);
-  const names = packages.map((entry) => entry.name);
-  const result = {
-    packages_to_update: packages,
-    affects_runtimes: runtimesOf(names),
-    requires_reboot: names.some((name) => REBOOT_PACKAGES.test(name)),
-    security_updates: neededSecurityPatches.length > 0,
-  };
-  saveState('estimate', result);
-  return result;
+  return systemEstimate(packages, { runtimes: RUNTIMES, reboot: REBOOT_PACKAGES }, { security_updates: neededSecurityPatches.length > 0 });
 }
 
 /** `(3/12) Installing: curl-8.0.1-150400.5.32.1.x86_64 ...[done]`. */
@@ -142,16 +123,9 @@ async function update() {
 await definePlugin({
   name: NAME,
   version: '1.0.0',
-  isApplicable: () => (which('zypper') ? { applicable: true } : { applicable: false, reason: 'zypper not found' }),
+  ...systemManager('zypper', STATIC_MUTEXES),
   estimate,
   canSeparateDownload: true,
   download,
   update,
-  // Root privileges, whoever runs upkeep: sudo-setup asks this (as root) to write the sudoers rules.
-  requiresSudo: true,
-  sudoProgramsPaths: () => [which('zypper')].filter(Boolean),
-  mutexes: {
-    ...STATIC_MUTEXES,
-    update: () => [...STATIC_MUTEXES.update, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)],
-  },
 });

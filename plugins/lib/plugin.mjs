@@ -71,11 +71,16 @@ export function elevated(argv) {
 }
 
 /**
- * Runs a program and returns {code, stdout, stderr}. With `echo`, the
+ * Runs a program and returns {code, signal, stdout, stderr}. With `echo`, the
  * program's output goes on to our stderr as it comes (stdout is reserved for
  * the envelope), so upkeep can show and log it. `onLine` sees every line.
+ *
+ * `timeout` (seconds) is a deadline for queries of a registry or an index:
+ * one that never answers must fail the estimate as a transient error (upkeep
+ * retries it) instead of holding it until upkeep kills the plugin. At the
+ * deadline the program is killed and run rejects with TIMEOUT.
  */
-export function run(argv, { env, echo = false, onLine, input, allowFailure = true } = {}) {
+export function run(argv, { env, echo = false, onLine, input, allowFailure = true, timeout } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), {
       env: { ...process.env, ...env },
@@ -103,8 +108,27 @@ export function run(argv, { env, echo = false, onLine, input, allowFailure = tru
       if (echo) process.stderr.write(chunk);
       lines(chunk);
     });
-    child.on('error', (error) => reject(new PluginError('COMMAND_NOT_FOUND', `cannot run ${argv[0]}: ${error.message}`)));
+    let timedOut = false;
+    const timer =
+      timeout === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+            // A grandchild may hold the pipes open; upkeep ends the plugin's whole process group when it exits.
+            child.stdout.destroy();
+            child.stderr.destroy();
+          }, timeout * 1000);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new PluginError('COMMAND_NOT_FOUND', `cannot run ${argv[0]}: ${error.message}`));
+    });
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        reject(new PluginError('TIMEOUT', `${argv.join(' ')} gave no answer within ${timeout} seconds`, { transient: true }));
+        return;
+      }
       if (pending && onLine) onLine(pending);
       const result = { code: code ?? 128, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
       if (!allowFailure && result.code !== 0) {
@@ -138,6 +162,179 @@ export function commandFailed(argv, result) {
     return new PluginError('TEMPORARY_FAILURE', `${argv.join(' ')} found the package database locked`, { details: tail, transient: true });
   }
   return new PluginError('COMMAND_FAILED', `${argv.join(' ')} failed with exit code ${result.code}`, { details: tail });
+}
+
+/** Whether a command can run as root now: we are root, or sudo runs it without asking for a password. */
+async function canElevate() {
+  if (isRoot()) return true;
+  if (!which('sudo')) return false;
+  return (await run(['sudo', '-n', 'true'])).code === 0;
+}
+
+/**
+ * Whether a system manager's estimate refreshes its metadata (package lists,
+ * repository data) first: the setting `refresh` allows it, and root
+ * privileges are at hand without a password. When they are not, the estimate
+ * reads `metadata` (what it reads, "as it is") and says so on stderr.
+ */
+export async function mayRefresh(plugin, metadata) {
+  if (!setting(plugin, 'refresh', true)) return false;
+  if (await canElevate()) return true;
+  process.stderr.write(`not root and sudo cannot run without a password: estimating from ${metadata}\n`);
+  return false;
+}
+
+/**
+ * Whether installing into the folder that `argv` prints (`npm root -g`, `gem
+ * env gemdir`) needs root: it does when we are not root and cannot write
+ * there, as with a manager from the system's packages. When the command fails
+ * or prints nothing, no: the install itself will tell what is wrong.
+ */
+export async function folderNeedsRoot(argv) {
+  if (isRoot()) return false;
+  const result = await run(argv, { timeout: 30 });
+  const folder = result.stdout.trim();
+  if (result.code !== 0 || !folder) return false;
+  try {
+    accessSync(folder, constants.W_OK);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** is-applicable's answer for a plugin that needs only its program on PATH. */
+export function programFound(program) {
+  return which(program) ? { applicable: true } : { applicable: false, reason: `${program} not found` };
+}
+
+/** -1, 0 or 1 for two versions such as 1.2.3 and 1.10.0-beta.1 (a release is newer than its pre-releases). */
+export function compareVersions(left, right) {
+  const split = (version) => {
+    const [release, ...rest] = version.replace(/^v/, '').split('-');
+    return { numbers: release.split('.').map((part) => Number.parseInt(part, 10) || 0), pre: rest.join('-') };
+  };
+  const a = split(left);
+  const b = split(right);
+  for (let index = 0; index < Math.max(a.numbers.length, b.numbers.length); index++) {
+    const difference = (a.numbers[index] ?? 0) - (b.numbers[index] ?? 0);
+    if (difference !== 0) return Math.sign(difference);
+  }
+  if (a.pre === b.pre) return 0;
+  if (!a.pre || !b.pre) return a.pre ? -1 : 1;
+  return a.pre < b.pre ? -1 : 1;
+}
+
+/**
+ * The estimate of a plugin that updates a list of packages: `outdated()`
+ * finds them, and they are kept in the run folder (`packages` of the state
+ * `estimate`) so that update installs exactly what the estimate showed.
+ * `start` is the first progress message, `found` the words after the count
+ * in the last one.
+ */
+export async function estimatePackages(outdated, { start, found }) {
+  progress(0, start);
+  const packages = await outdated();
+  saveState('estimate', { packages });
+  progress(100, `${packages.length} ${found}`);
+  return { packages_to_update: packages };
+}
+
+/** What updating a package to the version the estimate found changed, for update's packages_updated. */
+export function plannedUpdate(entry) {
+  return { name: entry.name, ...(entry.current_version ? { from: entry.current_version } : {}), to: entry.new_version };
+}
+
+/**
+ * One error for several failed installs, naming what was updated anyway.
+ * Transient only when every one of them was: retrying cannot mend the others.
+ */
+export function mergeFailures(failures, updated) {
+  const transient = failures.every((error) => error.transient);
+  const details = [
+    ...failures.map((error) => `${error.message}${error.details ? `: ${error.details}` : ''}`),
+    ...(updated.length > 0 ? [`updated anyway: ${updated.map((entry) => entry.name).join(', ')}`] : []),
+  ].join('\n');
+  const code = transient ? failures[0].code : 'COMMAND_FAILED';
+  return new PluginError(code, `${failures.length} of ${failures.length + updated.length} packages failed to update`, { details, transient });
+}
+
+/**
+ * Updates entries one at a time and goes on past a failed one, so that one
+ * package that does not install cannot hold back the others; the failures
+ * then become one error (mergeFailures). `install(entry)` returns what changed
+ * ({name, from?, to?}), null when nothing did, or the PluginError of its
+ * failure. `describe(entry)` is the progress message as the entry starts;
+ * `finished`, the words after "<updated> of <total>" in the last progress
+ * line.
+ */
+export async function updateEach(entries, { describe, install, finished }) {
+  const total = entries.length;
+  const updated = [];
+  const failures = [];
+  for (const [index, entry] of entries.entries()) {
+    progress((100 * index) / total, describe(entry), { current: index, total });
+    const outcome = await install(entry);
+    if (outcome instanceof PluginError) failures.push(outcome);
+    else if (outcome) updated.push(outcome);
+  }
+  if (finished) progress(100, `${updated.length} of ${total} ${finished}`, { current: total, total });
+  if (failures.length > 0) throw mergeFailures(failures, updated);
+  return { packages_updated: updated, package_count: updated.length };
+}
+
+/** The sum of a size field (`download_size_bytes`...) over packages; a package without it counts 0. */
+export function totalSize(packages, key) {
+  return packages.reduce((total, entry) => total + (entry[key] ?? 0), 0);
+}
+
+/**
+ * A system manager's estimate of the packages it would update, kept in the
+ * run folder for download and update: with the runtimes they replace
+ * (`runtimes`, a runtimesOf table; update then holds them, see
+ * mutexesWithRuntimes) and whether a reboot follows (`reboot`, a pattern of
+ * package names). `more` adds the fields only some managers know.
+ */
+export function systemEstimate(packages, { runtimes, reboot }, more = {}) {
+  const names = packages.map((entry) => entry.name);
+  const estimate = {
+    packages_to_update: packages,
+    affects_runtimes: runtimesOf(runtimes, names),
+    requires_reboot: names.some((name) => reboot.test(name)),
+    ...more,
+  };
+  saveState('estimate', estimate);
+  return estimate;
+}
+
+/** The runtimes (python, node...) of a table [[runtime, pattern]] whose pattern some package name matches. */
+export function runtimesOf(table, names) {
+  return table.filter(([, pattern]) => names.some((name) => pattern.test(name))).map(([runtime]) => runtime);
+}
+
+/**
+ * The answers every system package manager gives alike. It applies where its
+ * program is on PATH. It needs root whoever runs upkeep: sudo-setup asks
+ * does-require-sudo as root to write the sudoers rules for that program. Its
+ * update holds, besides its static mutexes, the runtimes its updates replace
+ * (mutexesWithRuntimes).
+ */
+export function systemManager(program, mutexes) {
+  return {
+    isApplicable: () => programFound(program),
+    requiresSudo: true,
+    sudoProgramsPaths: () => [which(program)].filter(Boolean),
+    mutexes: { ...mutexes, update: () => mutexesWithRuntimes(mutexes.update) },
+  };
+}
+
+/**
+ * A system manager's update mutexes: its own, and runtime:X for each runtime
+ * the estimate of this run found among the updates, so that no language
+ * plugin works with that runtime while it is being replaced.
+ */
+export function mutexesWithRuntimes(mutexes) {
+  return [...mutexes, ...(loadState('estimate')?.affects_runtimes ?? []).map((runtime) => `runtime:${runtime}`)];
 }
 
 /** A folder kept for the whole run (estimate results read again by update). */

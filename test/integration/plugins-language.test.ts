@@ -1,10 +1,18 @@
 import { accessSync, constants } from 'node:fs';
-import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { Executor } from '../../src/core/exec.ts';
-import { createSandbox, writeStub, type Sandbox } from '../helpers/sandbox.ts';
+import { describe, expect, it } from 'vitest';
+import {
+  estimateOf,
+  expectExecutable,
+  expectFailure,
+  expectProgressToEnd,
+  manifestOf,
+  updatedOf,
+  useBuiltinPlugins,
+  type Reply,
+} from '../helpers/builtin-plugins.ts';
+import { writeStub } from '../helpers/sandbox.ts';
 
 /**
  * The built-in plugins for language package managers and upkeep's own tools,
@@ -17,8 +25,6 @@ import { createSandbox, writeStub, type Sandbox } from '../helpers/sandbox.ts';
  * through sudo is not tested.
  */
 
-const PLUGINS = resolve(import.meta.dirname, '../../plugins');
-const FIXTURES = resolve(import.meta.dirname, '../fixtures/plugins');
 const LANGUAGE_PLUGINS = ['npm', 'pnpm', 'pipx', 'uv', 'cargo', 'rustup', 'go', 'gem'] as const;
 const ALL_PLUGINS = [...LANGUAGE_PLUGINS, 'upkeep-tools'] as const;
 const SYSTEM_MANAGERS = ['apt', 'dnf', 'pacman', 'zypper', 'apk', 'brew'];
@@ -33,177 +39,8 @@ const RUNTIME_OF: Record<(typeof LANGUAGE_PLUGINS)[number], string> = {
   gem: 'ruby',
 };
 
-interface Envelope {
-  protocol: number;
-  status: 'success' | 'error' | 'not_applicable' | 'not_supported';
-  data: Record<string, unknown> | null;
-  error: { code: string; message: string; details?: string } | null;
-}
-interface Package {
-  name: string;
-  current_version: string | null;
-  new_version: string;
-}
-interface Estimate {
-  applicable: true;
-  packages_to_update: Package[];
-  affects_runtimes?: string[];
-}
-interface Updated {
-  packages_updated: Array<{ name: string; from?: string; to?: string }>;
-  package_count: number;
-  message?: string;
-}
-interface PluginRun {
-  exitCode: number | null;
-  envelope: Envelope;
-  stderr: string;
-  progress: Array<{ percent: number; message?: string }>;
-}
-interface Manifest {
-  name: string;
-  version: string;
-  executable: string;
-  protocol: number;
-  requires_sudo: boolean;
-  can_separate_download: boolean;
-  supports_self_update: boolean;
-  supports_dynamic_mutexes: boolean;
-  static_mutexes: Record<string, string[]>;
-  static_dependencies: Record<string, string[]>;
-  runs_after: string[];
-  timeouts: Record<string, number>;
-  settings?: Record<string, string | number | boolean>;
-}
-
-/** One answer of a stand-in, when its arguments (joined by spaces) are `when`; a `*` in `when` matches anything. */
-interface Reply {
-  when: string;
-  /** A file under test/fixtures/plugins/<manager>/, printed on stdout. */
-  stdout?: string;
-  /** The same, printed on stderr. */
-  stderr?: string;
-  /** Literal text for stdout (for one-liners that need no fixture file). */
-  text?: string;
-  exit?: number;
-  /** Shell lines to run first. */
-  also?: string;
-}
-
-let box: Sandbox;
-let fileCount = 0;
-const executor = new Executor();
-
-beforeEach(async () => {
-  box = await createSandbox();
-});
-afterEach(async () => box.cleanup());
-
-const quote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
-
-/** A stand-in for `program` answering each reply's pattern; anything else fails loudly with exit 99. */
-async function stub(manager: string, program: string, replies: Reply[]): Promise<void> {
-  const branches: string[] = [];
-  for (const reply of replies) {
-    const lines = reply.also ? [reply.also] : [];
-    if (reply.stdout) lines.push(`/bin/cat ${quote(join(FIXTURES, manager, reply.stdout))}`);
-    if (reply.text !== undefined) {
-      const path = join(box.root, `text-${++fileCount}.txt`);
-      await writeFile(path, `${reply.text}\n`);
-      lines.push(`/bin/cat ${quote(path)}`);
-    }
-    if (reply.stderr) lines.push(`/bin/cat ${quote(join(FIXTURES, manager, reply.stderr))} >&2`);
-    lines.push(`exit ${reply.exit ?? 0}`);
-    const pattern = reply.when.split('*').map(quote).join('*');
-    branches.push(`  ${pattern})\n    ${lines.join('\n    ')}\n    ;;`);
-  }
-  const script = `case "$*" in\n${branches.join('\n')}\nesac\necho "unexpected: ${program} $*" >&2\nexit 99`;
-  await writeStub(box.bin, program, { script });
-}
-
-/** Runs `<plugin>.mjs <command>` the way upkeep does: its own state folder, a plain environment. */
-async function plugin(name: string, command: string, environment: Record<string, string> = {}, timeout = 20_000): Promise<PluginRun> {
-  const result = await executor.run([process.execPath, join(PLUGINS, `${name}.mjs`), command], {
-    env: {
-      ...box.environment,
-      LANG: 'C.UTF-8',
-      LC_ALL: 'C.UTF-8',
-      TERM: 'dumb',
-      TMPDIR: box.root,
-      UPKEEP_PLUGIN_STATE: join(box.root, 'run'),
-      UPKEEP_PLUGIN_NAME: name,
-      UPKEEP_PROTOCOL_VERSION: '1',
-      ...environment,
-    },
-    cwd: box.root,
-    timeout,
-  });
-  const lines = result.stdout.trim().split('\n');
-  expect(lines, `stdout of ${name} ${command} must be one envelope:\n${result.stdout}\n${result.stderr}`).toHaveLength(1);
-  const envelope = JSON.parse(lines[0]!) as Envelope;
-  const progress = result.stderr
-    .split('\n')
-    .filter((line) => line.startsWith('{"type":"progress"'))
-    .map((line) => JSON.parse(line) as { percent: number; message?: string });
-  return { exitCode: result.exitCode, envelope, stderr: result.stderr, progress };
-}
-
-/** The argv every stand-in was run with, in order. */
-async function ran(): Promise<string[]> {
-  try {
-    return (await readFile(box.spawnLog, 'utf8'))
-      .split('\n')
-      .map((line) => line.trim())
-      .filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-function estimateOf(run: PluginRun): Estimate {
-  expect(run.exitCode, run.stderr).toBe(0);
-  expect(run.envelope.status).toBe('success');
-  return run.envelope.data as unknown as Estimate;
-}
-
-function updatedOf(run: PluginRun): Updated {
-  expect(run.exitCode, run.stderr).toBe(0);
-  expect(run.envelope.status).toBe('success');
-  return run.envelope.data as unknown as Updated;
-}
-
-async function expectNotApplicable(name: string, reason: string, environment: Record<string, string> = {}): Promise<void> {
-  for (const command of ['is-applicable', 'estimate-update']) {
-    const run = await plugin(name, command, environment);
-    expect(run.exitCode).toBe(1);
-    expect(run.envelope).toMatchObject({ status: 'not_applicable', data: { applicable: false, reason }, error: null });
-  }
-}
-
-async function expectApplicable(name: string, environment: Record<string, string> = {}): Promise<void> {
-  const run = await plugin(name, 'is-applicable', environment);
-  expect(run.exitCode).toBe(0);
-  expect(run.envelope).toMatchObject({ status: 'success', data: { applicable: true } });
-}
-
-function expectFailure(run: PluginRun, exitCode: number, code: string): void {
-  expect(run.exitCode, run.stderr).toBe(exitCode);
-  expect(run.envelope.status).toBe('error');
-  expect(run.envelope.data).toBeNull();
-  expect(run.envelope.error?.code).toBe(code);
-}
-
-function expectProgressToEnd(run: PluginRun): void {
-  expect(run.progress.length).toBeGreaterThan(1);
-  expect(run.progress.at(-1)?.percent).toBe(100);
-  for (const line of run.progress) expect(line.percent).toBeGreaterThanOrEqual(0);
-}
-
-async function manifestOf(name: string): Promise<Manifest> {
-  const document = parse(await readFile(join(PLUGINS, `${name}.yaml`), 'utf8')) as { plugin: Manifest };
-  expect(Object.keys(document)).toEqual(['plugin']);
-  return document.plugin;
-}
+const harness = useBuiltinPlugins();
+const { stub, plugin, ran, expectApplicable, expectNotApplicable } = harness;
 
 describe('manifests of the language and tool plugins', () => {
   const MUTEX = /^(pkgmgr|runtime|app|system):[a-z0-9_-]+$/;
@@ -221,10 +58,7 @@ describe('manifests of the language and tool plugins', () => {
     expect(manifest.settings?.query_timeout).toEqual(expect.any(Number));
     expect(manifest.settings!.query_timeout as number).toBeLessThan(manifest.timeouts.estimate_update!);
 
-    const executable = join(PLUGINS, `${name}.mjs`);
-    await access(executable, constants.X_OK);
-    expect((await stat(executable)).mode & 0o777).toBe(0o755);
-    expect((await readFile(executable, 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
+    await expectExecutable(name);
 
     expect((await plugin(name, 'version')).envelope.data).toEqual({ version: manifest.version, protocol: 1 });
     const sudo = await plugin(name, 'does-require-sudo');
@@ -271,7 +105,7 @@ describe('npm', () => {
   async function npmMachine(outdated: Reply, install: Partial<Reply> = { stdout: 'install.txt' }): Promise<void> {
     await stub('npm', 'npm', [
       { ...outdated, when: 'outdated -g --json' },
-      { when: 'root -g', text: box.root },
+      { when: 'root -g', text: harness.box.root },
       { when: 'install -g *', ...install },
     ]);
   }
@@ -338,7 +172,7 @@ describe('npm', () => {
     await npmMachine({ when: '', stdout: 'outdated.json', exit: 1 }, { stderr: 'install-eacces.txt', exit: 243 });
     const run = await plugin('npm', 'update');
     expectFailure(run, 1, 'COMMAND_FAILED');
-    expect(run.envelope.error?.message).toBe('3 of 3 global packages failed to update');
+    expect(run.envelope.error?.message).toBe('3 of 3 packages failed to update');
     expect(run.envelope.error?.details).toContain('EACCES');
     expect((await ran()).filter((line) => line.startsWith('npm install'))).toHaveLength(3);
   });
@@ -346,7 +180,7 @@ describe('npm', () => {
   it('needs no sudo for a global folder it can write', async () => {
     await npmMachine({ when: '', stdout: 'outdated-none.json' });
     expect((await plugin('npm', 'does-require-sudo')).envelope.data).toEqual({ requires_sudo: false });
-    expect((await plugin('npm', 'sudo-programs-paths')).envelope.data).toEqual({ paths: [join(box.bin, 'npm')] });
+    expect((await plugin('npm', 'sudo-programs-paths')).envelope.data).toEqual({ paths: [join(harness.box.bin, 'npm')] });
   });
 });
 
@@ -384,7 +218,7 @@ describe('pnpm', () => {
   });
 
   it('finds the global folder `pnpm setup` made when PNPM_HOME is not passed on', async () => {
-    const home = join(box.home, '.local', 'share', 'pnpm');
+    const home = join(harness.box.home, '.local', 'share', 'pnpm');
     await mkdir(home, { recursive: true });
     await pnpmMachine({ when: '', text: '{}' });
     estimateOf(await plugin('pnpm', 'estimate-update'));
@@ -529,7 +363,7 @@ describe('cargo', () => {
       { when: 'install --locked --version 10.2.0 fd-find', stderr: 'install-fd-find.txt' },
     ]);
     // cargo runs `cargo install-update` as the program cargo-install-update; the plugin looks for it on PATH.
-    if (options.cargoUpdate) await writeStub(box.bin, 'cargo-install-update');
+    if (options.cargoUpdate) await writeStub(harness.box.bin, 'cargo-install-update');
   }
 
   it('is applicable exactly when cargo is on PATH', async () => {
@@ -647,7 +481,7 @@ describe('rustup', () => {
   });
 
   it('gives up on a check that does not answer, as a transient timeout', async () => {
-    await writeStub(box.bin, 'rustup', { sleep: 30 });
+    await writeStub(harness.box.bin, 'rustup', { sleep: 30 });
     const run = await plugin('rustup', 'estimate-update', { UPKEEP_RUSTUP_QUERY_TIMEOUT: '1' });
     expectFailure(run, 75, 'TIMEOUT');
   });
@@ -655,7 +489,7 @@ describe('rustup', () => {
 
 describe('go', () => {
   async function goMachine(latest: Partial<Reply> = {}): Promise<void> {
-    const gopath = join(box.home, 'go');
+    const gopath = join(harness.box.home, 'go');
     await mkdir(join(gopath, 'bin'), { recursive: true });
     await stub('go', 'go', [
       { when: 'env GOBIN GOPATH', text: `\n${gopath}` },
@@ -697,7 +531,7 @@ describe('go', () => {
   });
 
   it('finds nothing when the bin folder does not exist', async () => {
-    await stub('go', 'go', [{ when: 'env GOBIN GOPATH', text: `\n${join(box.root, 'no-such-gopath')}` }]);
+    await stub('go', 'go', [{ when: 'env GOBIN GOPATH', text: `\n${join(harness.box.root, 'no-such-gopath')}` }]);
     expect(estimateOf(await plugin('go', 'estimate-update')).packages_to_update).toEqual([]);
   });
 
@@ -711,7 +545,7 @@ describe('gem', () => {
   async function gemMachine(outdated: Omit<Reply, 'when'>, update: Omit<Reply, 'when'> = { stdout: 'update.txt' }): Promise<void> {
     await stub('gem', 'gem', [
       { ...outdated, when: 'outdated' },
-      { when: 'env gemdir', text: box.root },
+      { when: 'env gemdir', text: harness.box.root },
       { ...update, when: 'update --no-document *' },
     ]);
   }
@@ -761,7 +595,7 @@ describe('upkeep-tools', () => {
       { when: 'upgrade --dry-run --offline --json *', stdout: answers.plan ?? 'upgrade-dry-run.json', exit: 3 },
       { when: 'upgrade --yes --json *', stdout: answers.upgrade ?? 'upgrade.json', exit: answers.exit ?? 0 },
     ]);
-    return { UPKEEP_COMMAND: JSON.stringify([join(box.bin, 'upkeep')]) };
+    return { UPKEEP_COMMAND: JSON.stringify([join(harness.box.bin, 'upkeep')]) };
   }
 
   it('is applicable exactly when upkeep says how to run itself', async () => {
@@ -840,7 +674,7 @@ describe('on this machine, with the real managers', () => {
       }
     });
   // Real runs see the real PATH and home (rustup and cargo keep their toolchains there).
-  const real = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? box.home });
+  const real = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? harness.box.home });
 
   it.skipIf(!onPath('npm'))('npm is applicable', async () => {
     await expectApplicable('npm', real());
@@ -856,7 +690,7 @@ describe('on this machine, with the real managers', () => {
   it.skipIf(!onPath('cargo'))('cargo is applicable, and a crate from the registry is looked up there or fails transiently', async () => {
     await expectApplicable('cargo', real());
     // A cargo home of our own, listing one crate from crates.io and one from a path.
-    const cargoHome = join(box.root, 'cargo-home');
+    const cargoHome = join(harness.box.root, 'cargo-home');
     await mkdir(cargoHome);
     await writeFile(
       join(cargoHome, '.crates.toml'),
@@ -869,10 +703,10 @@ describe('on this machine, with the real managers', () => {
 
   it('upkeep-tools reads the real upkeep`s audit and plans', async () => {
     // A jq in the sandbox that upkeep's records say it placed as a release binary: upkeep can upgrade it.
-    await writeStub(box.bin, 'jq', { stdout: 'jq-1.6' });
-    const state = join(box.upkeepHome, 'state');
+    await writeStub(harness.box.bin, 'jq', { stdout: 'jq-1.6' });
+    const state = join(harness.box.upkeepHome, 'state');
     await mkdir(state, { recursive: true });
-    const record = { method: 'binary', version: '1.6', installedAt: '2026-01-01T00:00:00.000Z', files: [{ path: join(box.bin, 'jq'), sha256: '0'.repeat(64) }] };
+    const record = { method: 'binary', version: '1.6', installedAt: '2026-01-01T00:00:00.000Z', files: [{ path: join(harness.box.bin, 'jq'), sha256: '0'.repeat(64) }] };
     await writeFile(join(state, 'installs-v1.json'), JSON.stringify({ schemaVersion: 1, tools: { jq: record } }));
     const main = resolve(import.meta.dirname, '../../src/cli/main.ts');
     const environment = { UPKEEP_COMMAND: JSON.stringify([process.execPath, '--import', import.meta.resolve('tsx'), main]), UPKEEP_UPKEEP_TOOLS_OFFLINE: 'true' };

@@ -1,9 +1,20 @@
-import { access, constants, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { Executor } from '../../src/core/exec.ts';
-import { createSandbox, writeStub, type Sandbox } from '../helpers/sandbox.ts';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  estimateOf,
+  expectExecutable,
+  expectFailure,
+  expectProgressToEnd,
+  manifestOf,
+  PLUGINS,
+  updatedOf,
+  useBuiltinPlugins,
+  type Estimate,
+  type Package,
+  type Reply,
+} from '../helpers/builtin-plugins.ts';
+import { writeStub } from '../helpers/sandbox.ts';
 
 /**
  * The built-in plugins for system package managers, run as the executables
@@ -13,176 +24,16 @@ import { createSandbox, writeStub, type Sandbox } from '../helpers/sandbox.ts';
  * `sudo -n`: the path through sudo is not tested.
  */
 
-const PLUGINS = resolve(import.meta.dirname, '../../plugins');
-const FIXTURES = resolve(import.meta.dirname, '../fixtures/plugins');
 const SYSTEM_PLUGINS = ['apt', 'dnf', 'pacman', 'zypper', 'apk', 'brew', 'snap', 'flatpak'] as const;
 
-interface Envelope {
-  protocol: number;
-  status: 'success' | 'error' | 'not_applicable' | 'not_supported';
-  data: Record<string, unknown> | null;
-  error: { code: string; message: string; details?: string } | null;
-}
-interface Package {
-  name: string;
-  current_version: string | null;
-  new_version: string;
-  download_size_bytes?: number;
-  installed_size_bytes?: number;
-  security?: boolean;
-}
-interface Estimate {
-  applicable: true;
-  packages_to_update: Package[];
-  total_download_size_bytes?: number;
-  total_installed_size_bytes?: number;
-  affects_runtimes?: string[];
-  requires_reboot?: boolean;
-  security_updates?: boolean;
-}
-interface Updated {
-  packages_updated: Array<{ name: string; from?: string; to?: string }>;
-  package_count: number;
-  downloaded_bytes?: number;
-  requires_reboot?: boolean;
-}
-interface PluginRun {
-  exitCode: number | null;
-  envelope: Envelope;
-  stderr: string;
-  progress: Array<{ percent: number; message?: string }>;
-}
-
-/** One answer of a stand-in, when its arguments (joined by spaces) are `when`; a `*` in `when` matches anything. */
-interface Reply {
-  when: string;
-  /** A file under test/fixtures/plugins/<manager>/, printed on stdout. */
-  stdout?: string;
-  /** The same, printed on stderr. */
-  stderr?: string;
-  /** Literal text for stdout (for one-liners that need no fixture file). */
-  text?: string;
-  exit?: number;
-  /** More shell lines to run first (to record the environment, say). */
-  also?: string;
-}
-
-let box: Sandbox;
-let fileCount = 0;
-const executor = new Executor();
-
-beforeEach(async () => {
-  box = await createSandbox();
-});
-afterEach(async () => box.cleanup());
-
-const quote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
-
-/** A stand-in for `program` answering each reply's pattern; anything else fails loudly with exit 99. */
-async function stub(manager: string, program: string, replies: Reply[]): Promise<void> {
-  const branches: string[] = [];
-  for (const reply of replies) {
-    const lines = reply.also ? [reply.also] : [];
-    if (reply.stdout) lines.push(`/bin/cat ${quote(join(FIXTURES, manager, reply.stdout))}`);
-    if (reply.text !== undefined) {
-      const path = join(box.root, `text-${++fileCount}.txt`);
-      await writeFile(path, `${reply.text}\n`);
-      lines.push(`/bin/cat ${quote(path)}`);
-    }
-    if (reply.stderr) lines.push(`/bin/cat ${quote(join(FIXTURES, manager, reply.stderr))} >&2`);
-    lines.push(`exit ${reply.exit ?? 0}`);
-    const pattern = reply.when.split('*').map(quote).join('*');
-    branches.push(`  ${pattern})\n    ${lines.join('\n    ')}\n    ;;`);
-  }
-  const script = `case "$*" in\n${branches.join('\n')}\nesac\necho "unexpected: ${program} $*" >&2\nexit 99`;
-  await writeStub(box.bin, program, { script });
-}
-
-/** Runs `<plugin>.mjs <command>` the way upkeep does: its own state folder, a plain environment. */
-async function plugin(name: string, command: string, environment: Record<string, string> = {}): Promise<PluginRun> {
-  const runDir = join(box.root, 'run');
-  const result = await executor.run([process.execPath, join(PLUGINS, `${name}.mjs`), command], {
-    env: {
-      ...box.environment,
-      LANG: 'C.UTF-8',
-      LC_ALL: 'C.UTF-8',
-      TERM: 'dumb',
-      TMPDIR: box.root,
-      UPKEEP_PLUGIN_STATE: runDir,
-      UPKEEP_PLUGIN_NAME: name,
-      UPKEEP_PROTOCOL_VERSION: '1',
-      ...environment,
-    },
-    cwd: box.root,
-    timeout: 20_000,
-  });
-  const lines = result.stdout.trim().split('\n');
-  expect(lines, `stdout of ${name} ${command} must be one envelope:\n${result.stdout}\n${result.stderr}`).toHaveLength(1);
-  const envelope = JSON.parse(lines[0]!) as Envelope;
-  const progress = result.stderr
-    .split('\n')
-    .filter((line) => line.startsWith('{"type":"progress"'))
-    .map((line) => JSON.parse(line) as { percent: number; message?: string });
-  return { exitCode: result.exitCode, envelope, stderr: result.stderr, progress };
-}
-
-/** The argv every stand-in was run with, in order. */
-async function ran(): Promise<string[]> {
-  try {
-    return (await readFile(box.spawnLog, 'utf8'))
-      .split('\n')
-      .map((line) => line.trim())
-      .filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-function estimateOf(run: PluginRun): Estimate {
-  expect(run.exitCode, run.stderr).toBe(0);
-  expect(run.envelope.status).toBe('success');
-  return run.envelope.data as unknown as Estimate;
-}
-
-function updatedOf(run: PluginRun): Updated {
-  expect(run.exitCode, run.stderr).toBe(0);
-  expect(run.envelope.status).toBe('success');
-  return run.envelope.data as unknown as Updated;
-}
+const harness = useBuiltinPlugins();
+const { stub, plugin, ran, expectApplicable, expectNotApplicable } = harness;
 
 function byName(estimate: Estimate): Map<string, Package> {
   return new Map(estimate.packages_to_update.map((entry) => [entry.name, entry]));
 }
 
 const sum = (values: Array<number | undefined>): number => values.reduce<number>((total, value) => total + (value ?? 0), 0);
-
-/** Every plugin answers absence the same way: exit 1, not_applicable, and why. */
-async function expectNotApplicable(name: string, reason: string): Promise<void> {
-  for (const command of ['is-applicable', 'estimate-update']) {
-    const run = await plugin(name, command);
-    expect(run.exitCode).toBe(1);
-    expect(run.envelope).toMatchObject({ status: 'not_applicable', data: { applicable: false, reason }, error: null });
-  }
-}
-
-async function expectApplicable(name: string): Promise<void> {
-  const run = await plugin(name, 'is-applicable');
-  expect(run.exitCode).toBe(0);
-  expect(run.envelope).toMatchObject({ status: 'success', data: { applicable: true } });
-}
-
-function expectFailure(run: PluginRun, exitCode: number, code: string): void {
-  expect(run.exitCode, run.stderr).toBe(exitCode);
-  expect(run.envelope.status).toBe('error');
-  expect(run.envelope.data).toBeNull();
-  expect(run.envelope.error?.code).toBe(code);
-}
-
-function expectProgressToEnd(run: PluginRun): void {
-  expect(run.progress.length).toBeGreaterThan(1);
-  expect(run.progress.at(-1)?.percent).toBe(100);
-  for (const line of run.progress) expect(line.percent).toBeGreaterThanOrEqual(0);
-}
 
 async function mutexes(name: string, query: string): Promise<string[]> {
   const run = await plugin(name, query);
@@ -199,27 +50,22 @@ describe('manifests of the system plugins', () => {
   });
 
   it.each(SYSTEM_PLUGINS)('%s: the manifest is complete and agrees with the executable', async (name) => {
-    const document = parse(await readFile(join(PLUGINS, `${name}.yaml`), 'utf8')) as { plugin: Record<string, unknown> };
-    const manifest = document.plugin;
-    expect(Object.keys(document)).toEqual(['plugin']);
+    const manifest = await manifestOf(name);
     expect(manifest).toMatchObject({ name, version: '1.0.0', executable: `${name}.mjs`, protocol: 1 });
     expect(manifest.description).toEqual(expect.any(String));
-    for (const flag of ['requires_sudo', 'can_separate_download', 'supports_self_update', 'supports_dynamic_mutexes']) {
+    for (const flag of ['requires_sudo', 'can_separate_download', 'supports_self_update', 'supports_dynamic_mutexes'] as const) {
       expect(typeof manifest[flag], flag).toBe('boolean');
     }
-    for (const field of ['static_mutexes', 'static_dependencies']) {
-      const phases = manifest[field] as Record<string, string[]>;
+    for (const field of ['static_mutexes', 'static_dependencies'] as const) {
+      const phases = manifest[field];
       expect(Object.keys(phases).sort(), field).toEqual(['download', 'estimate', 'update']);
       for (const names of Object.values(phases)) for (const mutex of names) expect(mutex).toMatch(MUTEX);
     }
-    expect((manifest.static_mutexes as Record<string, string[]>).update).toContain(`pkgmgr:${name}`);
-    expect(Object.keys(manifest.timeouts as object).sort()).toEqual(['download', 'estimate_update', 'is_applicable', 'update']);
-    for (const key of Object.keys((manifest.settings as object | undefined) ?? {})) expect(key).toMatch(/^[a-z][a-z0-9_]*$/);
+    expect(manifest.static_mutexes.update).toContain(`pkgmgr:${name}`);
+    expect(Object.keys(manifest.timeouts).sort()).toEqual(['download', 'estimate_update', 'is_applicable', 'update']);
+    for (const key of Object.keys(manifest.settings ?? {})) expect(key).toMatch(/^[a-z][a-z0-9_]*$/);
 
-    const executable = join(PLUGINS, `${name}.mjs`);
-    await access(executable, constants.X_OK);
-    expect((await stat(executable)).mode & 0o777).toBe(0o755);
-    expect((await readFile(executable, 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
+    await expectExecutable(name);
 
     const version = await plugin(name, 'version');
     expect(version.envelope.data).toEqual({ version: manifest.version, protocol: 1 });
@@ -239,13 +85,12 @@ describe('manifests of the system plugins', () => {
     expect(unknown.exitCode).toBe(64);
     expect(unknown.envelope.error?.code).toBe('UNKNOWN_COMMAND');
     // Without an estimate in the run folder, the dynamic answer is the static set.
-    expect(await mutexes(name, 'update-mutexes')).toEqual((manifest.static_mutexes as Record<string, string[]>).update);
+    expect(await mutexes(name, 'update-mutexes')).toEqual(manifest.static_mutexes.update);
   });
 
   it('holds the rpm database lock in both rpm-based managers', async () => {
     for (const name of ['dnf', 'zypper']) {
-      const document = parse(await readFile(join(PLUGINS, `${name}.yaml`), 'utf8')) as { plugin: { static_mutexes: { update: string[] } } };
-      expect(document.plugin.static_mutexes.update).toEqual([`pkgmgr:${name}`, 'pkgmgr:rpm']);
+      expect((await manifestOf(name)).static_mutexes.update).toEqual([`pkgmgr:${name}`, 'pkgmgr:rpm']);
     }
   });
 });
@@ -446,7 +291,7 @@ describe('apt', () => {
 
   it('names the program it needs sudo for', async () => {
     await aptMachine();
-    expect((await plugin('apt', 'sudo-programs-paths')).envelope.data).toEqual({ paths: [join(box.bin, 'apt-get')] });
+    expect((await plugin('apt', 'sudo-programs-paths')).envelope.data).toEqual({ paths: [join(harness.box.bin, 'apt-get')] });
     expect((await plugin('apt', 'runs-after')).envelope.data).toEqual({ plugins: [] });
   });
 
@@ -608,7 +453,7 @@ describe('pacman', () => {
     expect(estimate.total_download_size_bytes).toBe(10354432 + 139215984 + 27463240 + 3123456 + 1685732);
     expect(estimate.affects_runtimes).toEqual(['python']);
     expect(estimate.requires_reboot).toBe(true);
-    const database = join(box.root, 'run', 'checkup-db');
+    const database = join(harness.box.root, 'run', 'checkup-db');
     expect(await ran()).toEqual(['checkupdates', `db=${database}`, `pacman -Sup --print-format %n %s --dbpath ${database} --logfile /dev/null`]);
   });
 
@@ -627,7 +472,7 @@ describe('pacman', () => {
     await stub('pacman', 'checkupdates', [{ when: '', exit: 2 }]);
     expect(estimateOf(await plugin('pacman', 'estimate-update')).packages_to_update).toEqual([]);
 
-    await writeStub(box.bin, 'checkupdates', { stderr: '==> ERROR: Cannot fetch updates', exitCode: 1 });
+    await writeStub(harness.box.bin, 'checkupdates', { stderr: '==> ERROR: Cannot fetch updates', exitCode: 1 });
     expectFailure(await plugin('pacman', 'estimate-update'), 75, 'NETWORK_ERROR');
   });
 
