@@ -132,6 +132,9 @@ const MIGRATIONS: ReadonlyArray<(connection: Connection) => void> = [
  * Throws E_STATS_UNAVAILABLE when it cannot load or the file cannot be
  * opened; a corrupt file is renamed `<path>.corrupt-<time>` and replaced.
  */
+/** Tries at opening a database another process is creating (about five seconds in all). */
+const BUSY_RETRIES = 80;
+
 export async function openStatsDatabase(path: string): Promise<OpenedStatsDatabase> {
   const driver = await loadDriver();
   try {
@@ -139,28 +142,36 @@ export async function openStatsDatabase(path: string): Promise<OpenedStatsDataba
   } catch (error) {
     throw openFailed(path, error);
   }
-  const attempt = (): { database: StatsDatabase } | { corruption: Error } => {
-    try {
-      return { database: connect(driver, path) };
-    } catch (error) {
-      if (isCorruption(driver, error)) return { corruption: error as Error };
-      if (error instanceof UpkeepError) throw error;
-      // The native addon loads in the constructor: an error that is not SQLite's is a module that cannot load.
-      throw error instanceof driver.SqliteError ? openFailed(path, error) : moduleUnavailable(error);
+  const attempt = async (): Promise<{ database: StatsDatabase } | { corruption: Error }> => {
+    for (let retry = 0; ; retry += 1) {
+      try {
+        return { database: connect(driver, path) };
+      } catch (error) {
+        if (isCorruption(driver, error)) return { corruption: error as Error };
+        if (error instanceof UpkeepError) throw error;
+        // Switching a new file to WAL takes an exclusive lock without waiting on the busy
+        // timeout: two processes creating the database at once must take turns.
+        if (error instanceof driver.SqliteError && error.code.startsWith('SQLITE_BUSY') && retry < BUSY_RETRIES) {
+          await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
+          continue;
+        }
+        // The native addon loads in the constructor: an error that is not SQLite's is a module that cannot load.
+        throw error instanceof driver.SqliteError ? openFailed(path, error) : moduleUnavailable(error);
+      }
     }
   };
-  const first = attempt();
+  const first = await attempt();
   if ('database' in first) return first;
   // Under a lock, so that two processes finding the same corrupt file move it aside once.
   return withLock(path, async () => {
-    const again = attempt();
+    const again = await attempt();
     if ('database' in again) return again;
     const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     await rename(path, movedTo);
     // The old file's write-ahead log must not be replayed into the new file.
     await rename(`${path}-wal`, `${movedTo}-wal`).catch(() => undefined);
     await rm(`${path}-shm`, { force: true });
-    const fresh = attempt();
+    const fresh = await attempt();
     if (!('database' in fresh)) throw openFailed(path, fresh.corruption);
     return {
       database: fresh.database,
