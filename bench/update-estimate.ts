@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PhaseRecord } from '../src/update/stats/db.ts';
 import { HISTORY_WINDOW, estimatePhase, median } from '../src/update/stats/estimate.ts';
+import { generator } from './random.ts';
 
 export interface PluginAccuracy {
   medianAbsolutePercentageError: number;
@@ -44,18 +45,6 @@ interface Run {
 }
 
 type Random = () => number;
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function generator(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function normal(random: Random): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

@@ -9,6 +9,7 @@
 import { pathToFileURL } from 'node:url';
 import type { Task } from '../src/update/schedule/graph.ts';
 import { lowerBound, PRIORITIES, simulate, simulateSequential, simulateWaves, type Priority } from '../src/update/schedule/scheduler.ts';
+import { generator } from './random.ts';
 
 export interface ScheduleInstance {
   seed: number;
@@ -45,18 +46,6 @@ const SYSTEM_MUTEXES = ['pkgmgr:apt', 'pkgmgr:dpkg', 'pkgmgr:rpm', 'pkgmgr:snap'
 const LANGUAGE_MUTEXES = ['pkgmgr:npm', 'pkgmgr:pnpm', 'pkgmgr:pipx', 'pkgmgr:uv', 'pkgmgr:cargo', 'pkgmgr:go', 'pkgmgr:gem'];
 const RUNTIMES = ['runtime:python', 'runtime:node', 'runtime:rust', 'runtime:go', 'runtime:ruby'];
 const POOL = [...SYSTEM_MUTEXES, ...LANGUAGE_MUTEXES, ...RUNTIMES];
-
-/** mulberry32: small, fast and good enough to make instances. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Plugins in an order where every relation points forwards (so the graph is
