@@ -162,6 +162,8 @@ export class UpdateRun {
   private scheduler: Scheduler | null = null;
   private estimate: RunEstimate = { seconds: 0, low: 0, high: 0 };
   private readonly estimates = new Map<string, Partial<Record<Phase, Estimate>>>();
+  /** When each task waiting to retry a transient failure may start again (Date.now() milliseconds). */
+  private readonly retryAt = new Map<string, number>();
   private readonly startedAt: Date;
 
   constructor(private readonly options: UpdateRunOptions) {
@@ -554,8 +556,6 @@ export class UpdateRun {
     if (!this.options.continueOnError && phase !== 'estimate') this.scheduler?.stop();
     return 'done';
   }
-
-  private readonly retryAt = new Map<string, number>();
 
   // ---- scheduling loop --------------------------------------------------------------------
 
