@@ -11,6 +11,9 @@ import { registerExplainFailureCommand } from './commands/explain-failure.ts';
 import { registerInstallCommands } from './commands/install.ts';
 import { registerPlatformCommand } from './commands/platform.ts';
 import { registerPluginsCommands } from './commands/plugins.ts';
+import { registerRemoteCommands } from './commands/remote.ts';
+import { registerScheduleCommands } from './commands/schedule.ts';
+import { registerSudoSetupCommands } from './commands/sudo-setup.ts';
 import { registerUpdateCommands } from './commands/update.ts';
 import type { CommandResult, Context } from './context.ts';
 import { renderError, renderWarning } from './output/errors.ts';
@@ -147,6 +150,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
   registerPlatformCommand(program, run);
   registerUpdateCommands(program, run);
   registerPluginsCommands(program, run);
+  registerRemoteCommands(program, run);
+  registerScheduleCommands(program, run);
+  registerSudoSetupCommands(program, run);
 
   if (argv[0] === '--version') {
     io.stdout.write(`${upkeepVersion}\n`);

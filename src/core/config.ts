@@ -127,6 +127,34 @@ export const ConfigSchema = z.strictObject({
     }),
     {},
   ),
+  /** What happens when an update run ends (docs/notifications.md). */
+  notify: z.prefault(
+    z.strictObject({
+      onSuccess: z._default(z.boolean(), false),
+      onFailure: z._default(z.boolean(), true),
+      /** After `update check` found updates (for scheduled checks). */
+      onUpdatesAvailable: z._default(z.boolean(), false),
+      /** A desktop notification (notify-send) where a desktop session is present. */
+      desktop: z._default(z.boolean(), true),
+      /** A URL that receives the run's summary as a POST. */
+      webhook: z.optional(z.url()),
+      /** json: upkeep's summary; ntfy: a text body with a title header; slack: {text}. */
+      webhookFormat: z._default(z.enum(['json', 'ntfy', 'slack']), 'json'),
+    }),
+    {},
+  ),
+  /** `upkeep remote` (docs/remote.md). */
+  remote: z.prefault(
+    z.strictObject({
+      /** Hosts updated at once. */
+      parallel: z._default(z.int().check(z.minimum(1), z.maximum(64)), 4),
+      /** Seconds to establish a connection. */
+      connectTimeout: z._default(seconds.check(z.maximum(300)), 15),
+      /** Reconnections after a dropped connection. */
+      retries: z._default(z.int().check(z.minimum(0), z.maximum(20)), 3),
+    }),
+    {},
+  ),
   /** Base URLs of upstream services; tests and mirrors point these elsewhere. */
   endpoints: z.prefault(
     z.strictObject({

@@ -55,7 +55,17 @@ export type ErrorCode =
   | 'E_NO_RUN'
   | 'E_RUN_IN_PROGRESS'
   | 'E_INTERRUPTED'
-  | 'E_STATS_UNAVAILABLE';
+  | 'E_STATS_UNAVAILABLE'
+  | 'E_HOSTS_INVALID'
+  | 'E_HOST_UNKNOWN'
+  | 'E_SSH_CONNECT'
+  | 'E_SSH_AUTH'
+  | 'E_SSH_HOST_KEY'
+  | 'E_REMOTE_FAILED'
+  | 'E_SCHEDULE_INVALID'
+  | 'E_SYSTEMD_UNAVAILABLE'
+  | 'E_SUDOERS_INVALID'
+  | 'E_SUDO_PATH_UNSAFE';
 
 /** Exit codes, DESIGN rule 7. */
 export const ExitCode = {

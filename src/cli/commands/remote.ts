@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+import type { Handler } from '../run.ts';
+
+type Register = <T>(handler: Handler<T>) => (...args: unknown[]) => Promise<void>;
+
+export function registerRemoteCommands(_program: Command, _run: Register): void {}
