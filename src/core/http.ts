@@ -13,7 +13,8 @@ import type { Environment } from './paths.ts';
 
 /**
  * The one door to the network (DESIGN rule 3). Every HTTP request upkeep makes
- * goes through `HttpClient.get`, or `download` for files streamed to disk:
+ * goes through `HttpClient.get`, `post` (webhooks), or `download` for files
+ * streamed to disk:
  * one keep-alive undici dispatcher (through the proxy from
  * HTTPS_PROXY/HTTP_PROXY unless NO_PROXY says otherwise), a cap on
  * requests in flight per host, a timeout per attempt, retries with
@@ -72,8 +73,34 @@ export interface DownloadResult {
   sha512: string;
 }
 
+export interface HttpPostOptions {
+  /** Sent as is; set `content-type` in `headers`. */
+  body: string;
+  headers?: Record<string, string>;
+  accept?: string;
+  /** Largest answer accepted. Default 1 MiB: a POST's answer is an acknowledgement, not data. */
+  maxBytes?: number;
+  /** Milliseconds for one attempt; default `network.timeout`. */
+  timeoutMs?: number;
+  /**
+   * Retries of a transient failure. Default 0, unlike `get`: a POST is not
+   * idempotent, and a timed-out request may have arrived, so repeating it
+   * could deliver it twice. A caller that knows better passes a number.
+   */
+  retries?: number;
+}
+
+export type HttpMethod = 'GET' | 'POST';
+
 export interface HttpClient {
   get(url: string, options?: HttpRequestOptions): Promise<HttpResponse>;
+  /**
+   * Sends `body` with POST (webhooks). Redirects are never followed (a 3xx
+   * comes back as the response); any other status outside 2xx is an
+   * E_HTTP_STATUS error, as with `get`. Same proxy, timeout, per-host cap
+   * and credential redaction as `get`.
+   */
+  post(url: string, options: HttpPostOptions): Promise<HttpResponse>;
   /**
    * Streams a body into `destination` (created or truncated; its folder is
    * created) while hashing it, following redirects. The bytes are stored as
@@ -108,6 +135,7 @@ export interface HttpClientOptions {
 }
 
 const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
+const DEFAULT_MAX_POST_ANSWER_BYTES = 1024 * 1024;
 const DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
 const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
@@ -263,14 +291,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return undefined;
   }
 
-  function rateLimitError(url: URL, until: number): UpkeepError {
+  function rateLimitError(url: URL, until: number, method: HttpMethod = 'GET'): UpkeepError {
     const isGithub = githubOrigins.has(url.origin);
     const at = new Date(until).toISOString().slice(11, 16);
     const hint =
       isGithub && !githubToken
         ? `set GITHUB_TOKEN (or GH_TOKEN) to raise the limit, or wait until ${at} UTC`
         : `wait until ${at} UTC and try again`;
-    return new UpkeepError('E_HTTP_RATE_LIMIT', `rate limited by ${url.host} until ${at} UTC (GET ${redact(url.href)})`, {
+    return new UpkeepError('E_HTTP_RATE_LIMIT', `rate limited by ${url.host} until ${at} UTC (${method} ${redact(url.href)})`, {
       hint,
       details: { url: redact(url.href), host: url.host, until: new Date(until).toISOString(), reason: `rate limited by ${url.host}` },
     });
@@ -282,7 +310,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return Math.round(ceiling / 2 + random() * (ceiling / 2));
   }
 
-  async function attempt(url: URL, requestOptions: HttpRequestOptions): Promise<HttpResponse> {
+  async function attempt(url: URL, requestOptions: HttpRequestOptions, method: HttpMethod = 'GET', body?: string): Promise<HttpResponse> {
     const headers: Record<string, string> = {
       'user-agent': userAgent,
       'accept-encoding': 'gzip, deflate, br',
@@ -303,19 +331,19 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }, timeoutMs);
     const safeUrl = redact(url.href);
     try {
-      const response = await request(url, { method: 'GET', headers, dispatcher, signal: controller.signal });
+      const response = await request(url, { method, headers, dispatcher, signal: controller.signal, ...(body === undefined ? {} : { body }) });
       const responseHeaders = normaliseHeaders(response.headers);
       const status = response.statusCode;
       const ok = (status >= 200 && status < 300) || status === 304 || REDIRECT_STATUS.has(status);
       if (!ok || status === 304 || REDIRECT_STATUS.has(status)) {
         await response.body.dump().catch(() => undefined);
-        if (!ok) throw statusFailure(url, status, responseHeaders);
+        if (!ok) throw statusFailure(url, status, responseHeaders, method);
         return { status, headers: responseHeaders, body: '', url: url.href, notModified: status === 304 };
       }
       const declared = Number(responseHeaders['content-length']);
       if (Number.isFinite(declared) && declared > maxBytes) {
         response.body.on('error', () => undefined).destroy();
-        throw new AttemptError(bodyTooLarge(safeUrl, maxBytes), false);
+        throw new AttemptError(bodyTooLarge(safeUrl, maxBytes, method), false);
       }
       const chunks: Buffer[] = [];
       let size = 0;
@@ -323,18 +351,18 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         size += (chunk as Buffer).length;
         // Leaving the loop destroys the stream (and its connection).
         if (size > maxBytes) {
-          throw new AttemptError(bodyTooLarge(safeUrl, maxBytes), false);
+          throw new AttemptError(bodyTooLarge(safeUrl, maxBytes, method), false);
         }
         chunks.push(chunk as Buffer);
       }
-      const body = decode(Buffer.concat(chunks), responseHeaders['content-encoding'], maxBytes, safeUrl);
-      return { status, headers: responseHeaders, body, url: url.href, notModified: false };
+      const text = decode(Buffer.concat(chunks), responseHeaders['content-encoding'], maxBytes, safeUrl, method);
+      return { status, headers: responseHeaders, body: text, url: url.href, notModified: false };
     } catch (error) {
       if (error instanceof AttemptError) throw error;
       if (timedOut) {
-        throw new AttemptError(timeoutFailure(`timed out after ${formatSeconds(timeoutMs)}`, safeUrl, url), true, undefined, true);
+        throw new AttemptError(timeoutFailure(`timed out after ${formatSeconds(timeoutMs)}`, safeUrl, url, method), true, undefined, true);
       }
-      throw networkFailure(url, error);
+      throw networkFailure(url, error, method);
     } finally {
       clearTimeout(timer);
     }
@@ -432,7 +460,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
   }
 
-  function statusFailure(url: URL, status: number, headers: Record<string, string>): AttemptError {
+  function statusFailure(url: URL, status: number, headers: Record<string, string>, method: HttpMethod = 'GET'): AttemptError {
     const retryAfterMs = parseRetryAfter(headers['retry-after'], now());
     const githubLimit = (status === 403 || status === 429) && headers['x-ratelimit-remaining'] === '0';
     // GitHub's secondary limits answer 403 with Retry-After and no remaining count.
@@ -441,39 +469,41 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const reset = Number(headers['x-ratelimit-reset']);
       const until = Number.isFinite(reset) && reset > 0 ? reset * 1000 : now() + (retryAfterMs ?? 60_000);
       limitedUntil.set(url.host, Math.max(until, now() + 1000));
-      return new AttemptError(rateLimitError(url, until), false);
+      return new AttemptError(rateLimitError(url, until, method), false);
     }
     if (status === 429 || status === 503) {
       if (retryAfterMs !== null && retryAfterMs > retryAfterCapMs) {
         if (status === 429) {
           limitedUntil.set(url.host, now() + retryAfterMs);
-          return new AttemptError(rateLimitError(url, now() + retryAfterMs), false);
+          return new AttemptError(rateLimitError(url, now() + retryAfterMs, method), false);
         }
-        return new AttemptError(httpStatusError(url, status), false);
+        return new AttemptError(httpStatusError(url, status, method), false);
       }
-      const error = status === 429 ? rateLimitError(url, now() + (retryAfterMs ?? 0)) : httpStatusError(url, status);
+      const error = status === 429 ? rateLimitError(url, now() + (retryAfterMs ?? 0), method) : httpStatusError(url, status, method);
       return new AttemptError(error, true, retryAfterMs ?? undefined);
     }
-    return new AttemptError(httpStatusError(url, status), TRANSIENT_STATUS.has(status));
+    return new AttemptError(httpStatusError(url, status, method), TRANSIENT_STATUS.has(status));
   }
 
-  function httpStatusError(url: URL, status: number): UpkeepError {
+  function httpStatusError(url: URL, status: number, method: HttpMethod = 'GET'): UpkeepError {
     const safeUrl = redact(url.href);
     const hint =
-      status === 404
+      method === 'POST' && status < 500
+        ? 'check the URL and any credentials it needs; the receiver refused the request'
+        : status === 404
         ? 'check the name in the catalog; the project may have moved'
         : status === 401 || status === 403
           ? 'check the token in the environment (GITHUB_TOKEN, GITLAB_TOKEN) or the proxy'
           : status >= 500
             ? 'the server has trouble; try again later'
             : 'see the URL in a browser';
-    return new UpkeepError('E_HTTP_STATUS', `HTTP ${status} from GET ${safeUrl}`, {
+    return new UpkeepError('E_HTTP_STATUS', `HTTP ${status} from ${method} ${safeUrl}`, {
       hint,
       details: { url: safeUrl, host: url.host, status, reason: `HTTP ${status}` },
     });
   }
 
-  function networkFailure(url: URL, error: unknown): AttemptError {
+  function networkFailure(url: URL, error: unknown, method: HttpMethod = 'GET'): AttemptError {
     const safeUrl = redact(url.href);
     const code = errorCode(error);
     const description = redact(describeCause(error));
@@ -489,12 +519,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
             : 'network error';
     const cause = Object.assign(new Error(description), code === undefined ? {} : { code });
     const upkeepError = timeout
-      ? new UpkeepError('E_HTTP_TIMEOUT', `timed out (GET ${safeUrl}): ${description}`, {
+      ? new UpkeepError('E_HTTP_TIMEOUT', `timed out (${method} ${safeUrl}): ${description}`, {
           hint: 'the server or network is slow; raise network.timeout or try again later',
           cause,
           details: { url: safeUrl, host: url.host, reason },
         })
-      : new UpkeepError('E_HTTP_NETWORK', `${reason} (GET ${safeUrl}): ${description}`, {
+      : new UpkeepError('E_HTTP_NETWORK', `${reason} (${method} ${safeUrl}): ${description}`, {
           hint: 'check the network connection and the HTTPS_PROXY / NO_PROXY variables',
           cause,
           details: { url: safeUrl, host: url.host, reason, ...(code === undefined ? {} : { errorCode: code }) },
@@ -507,17 +537,18 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     retries: number,
     perform: () => Promise<T>,
     summary: (result: T) => Record<string, unknown>,
+    method: HttpMethod = 'GET',
   ): Promise<T> {
     for (let attemptNumber = 0; ; attemptNumber++) {
       if (closed) throw new Error('HttpClient used after close()');
       const until = rateLimitedUntil(url.host);
-      if (until !== null) throw rateLimitError(url, until);
+      if (until !== null) throw rateLimitError(url, until, method);
       const limiter = limiterFor(url.host);
       await limiter.acquire();
       const down = unreachable.get(url.host);
       if (down) {
         limiter.release();
-        throw new UpkeepError(down.code, `${url.host} did not answer earlier in this run; skipped (GET ${redact(url.href)})`, {
+        throw new UpkeepError(down.code, `${url.host} did not answer earlier in this run; skipped (${method} ${redact(url.href)})`, {
           ...(down.hint === undefined ? {} : { hint: down.hint }),
           cause: down,
           details: { url: redact(url.href), host: url.host, reason: 'host unreachable' },
@@ -528,7 +559,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       try {
         const result = await perform();
         answered.add(url.host);
-        logger.debug('http', { url: redact(url.href), ...summary(result), ms: now() - started, attempt: attemptNumber + 1 });
+        logger.debug('http', { method, url: redact(url.href), ...summary(result), ms: now() - started, attempt: attemptNumber + 1 });
         return result;
       } catch (error) {
         if (!(error instanceof AttemptError)) throw error;
@@ -541,6 +572,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         }
         const last = attemptNumber >= retries || !error.transient || unreachable.has(url.host);
         logger.debug('http failed', {
+          method,
           url: redact(url.href),
           error: error.error.message,
           ms: now() - started,
@@ -623,6 +655,27 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         throw error;
       }
     },
+    async post(url: string, postOptions: HttpPostOptions): Promise<HttpResponse> {
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        throw new Error(`not a URL: ${redact(url)}`);
+      }
+      const attemptOptions: HttpRequestOptions = {
+        ...(postOptions.headers ? { headers: postOptions.headers } : {}),
+        ...(postOptions.accept ? { accept: postOptions.accept } : {}),
+        ...(postOptions.timeoutMs === undefined ? {} : { timeoutMs: postOptions.timeoutMs }),
+        maxBytes: postOptions.maxBytes ?? DEFAULT_MAX_POST_ANSWER_BYTES,
+      };
+      return withRetries(
+        target,
+        postOptions.retries ?? 0,
+        () => attempt(target, attemptOptions, 'POST', postOptions.body),
+        (answer) => ({ status: answer.status }),
+        'POST',
+      );
+    },
     rateLimitedUntil,
     async close(): Promise<void> {
       if (closed) return;
@@ -650,7 +703,7 @@ function normaliseHeaders(headers: Record<string, string | string[] | undefined>
   return result;
 }
 
-function decode(raw: Buffer, encoding: string | undefined, maxBytes: number, safeUrl: string): string {
+function decode(raw: Buffer, encoding: string | undefined, maxBytes: number, safeUrl: string, method: HttpMethod = 'GET'): string {
   const kind = encoding?.trim().toLowerCase();
   if (!kind || kind === 'identity') return raw.toString('utf8');
   try {
@@ -659,9 +712,9 @@ function decode(raw: Buffer, encoding: string | undefined, maxBytes: number, saf
     if (kind === 'br') return brotliDecompressSync(raw, options).toString('utf8');
     if (kind === 'deflate') return inflateSync(raw, options).toString('utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new AttemptError(bodyTooLarge(safeUrl, maxBytes), false);
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new AttemptError(bodyTooLarge(safeUrl, maxBytes, method), false);
     throw new AttemptError(
-      new UpkeepError('E_HTTP_BODY', `could not decompress the ${kind} body of GET ${safeUrl}`, {
+      new UpkeepError('E_HTTP_BODY', `could not decompress the ${kind} body of ${method} ${safeUrl}`, {
         hint: 'the server sent a broken answer; try again later',
         details: { url: safeUrl, reason: 'broken compressed body' },
       }),
@@ -669,7 +722,7 @@ function decode(raw: Buffer, encoding: string | undefined, maxBytes: number, saf
     );
   }
   throw new AttemptError(
-    new UpkeepError('E_HTTP_BODY', `unknown content encoding "${kind}" from GET ${safeUrl}`, {
+    new UpkeepError('E_HTTP_BODY', `unknown content encoding "${kind}" from ${method} ${safeUrl}`, {
       hint: 'a proxy may be rewriting answers; check HTTPS_PROXY',
       details: { url: safeUrl, reason: `unknown content encoding ${kind}` },
     }),
@@ -685,8 +738,8 @@ function writeFailure(destination: string, error: Error, safeUrl: string): Upkee
   });
 }
 
-function bodyTooLarge(safeUrl: string, maxBytes: number): UpkeepError {
-  return new UpkeepError('E_HTTP_BODY', `answer from GET ${safeUrl} is larger than ${maxBytes} bytes`, {
+function bodyTooLarge(safeUrl: string, maxBytes: number, method: HttpMethod = 'GET'): UpkeepError {
+  return new UpkeepError('E_HTTP_BODY', `answer from ${method} ${safeUrl} is larger than ${maxBytes} bytes`, {
     hint: 'the URL may point at a download instead of an index; check the catalog entry',
     details: { url: safeUrl, maxBytes, reason: 'answer too large' },
   });
@@ -736,8 +789,8 @@ function formatSeconds(milliseconds: number): string {
   return milliseconds % 1000 === 0 ? `${milliseconds / 1000}s` : `${(milliseconds / 1000).toFixed(1)}s`;
 }
 
-function timeoutFailure(what: string, safeUrl: string, url: URL): UpkeepError {
-  return new UpkeepError('E_HTTP_TIMEOUT', `${what} (GET ${safeUrl})`, {
+function timeoutFailure(what: string, safeUrl: string, url: URL, method: HttpMethod = 'GET'): UpkeepError {
+  return new UpkeepError('E_HTTP_TIMEOUT', `${what} (${method} ${safeUrl})`, {
     hint: 'the server or network is slow; raise network.timeout or try again later',
     details: { url: safeUrl, host: url.host, reason: 'timed out' },
   });

@@ -230,6 +230,33 @@ describe('upkeep update run', () => {
     expect(entries.at(-1)).toMatchObject({ type: 'run', status: 'completed' });
   });
 
+  it('posts the summary to the configured webhook when a run fails, and a dead webhook only warns', async () => {
+    const { createServer } = await import('node:http');
+    const bodies: string[] = [];
+    const server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        bodies.push(body);
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      sandbox = await createUpdateSandbox([{ name: 'alpha', settings: { fail: 'update' } }]);
+      const result = await runUpkeep(['update', 'run'], { ...sandbox.environment, UPKEEP_NOTIFY_WEBHOOK: `http://127.0.0.1:${port}/hook` });
+      expect(result.exitCode).toBe(1);
+      expect(bodies).toHaveLength(1);
+      expect(JSON.parse(bodies[0]!)).toMatchObject({ status: 'failed', failed: ['alpha'] });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    const dead = await runUpkeep(['update', 'run'], { ...sandbox.environment, UPKEEP_NOTIFY_WEBHOOK: `http://127.0.0.1:${port}/hook` });
+    expect(dead.exitCode).toBe(1);
+    expect(dead.stderr).toMatch(/warning: .*webhook/i);
+  });
+
   async function writeSetting(plugin: string, key: string, value: string): Promise<void> {
     const path = join(sandbox!.plugins, `${plugin}.yaml`);
     const text = await readFile(path, 'utf8');

@@ -5,6 +5,7 @@ import { ExitCode, UpkeepError, isUpkeepError } from '../../core/errors.ts';
 import { Executor } from '../../core/exec.ts';
 import { discoverPlugins, pluginDirectories, type Discovery } from '../../update/plugin/discover.ts';
 import type { Phase, PluginManifest } from '../../update/plugin/manifest.ts';
+import { notifyRunFinished } from '../../update/notify.ts';
 import { openRunLog } from '../../update/run/log.ts';
 import { UpdateRun, type UpdateReport, type UpdateRunOptions } from '../../update/run/orchestrator.ts';
 import { acquireRunLock, loadRunState, stillRunning, TERMINAL_RUN_STATUSES, type RunState } from '../../update/run/state.ts';
@@ -14,6 +15,7 @@ import type { CommandResult, Context } from '../context.ts';
 import { colors, formatColumns } from '../output/colors.ts';
 import { createUpdateDisplay, renderCheck, renderSummary } from '../output/update.ts';
 import type { Handler } from '../run.ts';
+import { upkeepVersion } from '../version.ts';
 import { splitList } from './select.ts';
 import { configFor } from './shared.ts';
 
@@ -180,6 +182,15 @@ async function execute(context: Context, loaded: LoadedConfig, execution: Execut
     if (context.json && execution.kind !== 'check') context.stdout.write(`${JSON.stringify({ type: 'summary', report })}\n`);
     if (report.status === 'interrupted') warnings.push('the run was interrupted; `upkeep update resume` continues with what did not finish');
     else if (report.summary.failed.length > 0 && execution.kind !== 'check') warnings.push('`upkeep update retry` runs the failed plugins again');
+    // Last, and never able to fail the run: a notification problem is only a warning.
+    const notified = await notifyRunFinished(report, {
+      config,
+      executor,
+      environment: context.environment,
+      logger: context.logger,
+      userAgent: `upkeep/${upkeepVersion}`,
+    });
+    warnings.push(...notified.warnings);
     return {
       exitCode: exitCodeOf(report),
       data: report,
