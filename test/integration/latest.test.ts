@@ -192,6 +192,9 @@ describe('resolveLatest', () => {
           get: () => {
             throw new Error('no request expected');
           },
+          post: () => {
+            throw new Error('no request expected');
+          },
           download: () => {
             throw new Error('no request expected');
           },
