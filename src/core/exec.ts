@@ -267,12 +267,15 @@ export function processGroupAlive(groupId: number): boolean {
   return signalProcessGroup(groupId, 0);
 }
 
-/** Cuts a byte stream into lines; a line longer than 64 KiB is passed on in pieces. */
-class LineSplitter {
+/** Cuts a byte stream into lines; a line longer than `limit` characters is passed on in pieces. */
+export class LineSplitter {
   private pending = '';
   private readonly decoder = new TextDecoder();
 
-  constructor(private readonly emit: (line: string) => void) {}
+  constructor(
+    private readonly emit: (line: string) => void,
+    private readonly limit = 65_536,
+  ) {}
 
   push(chunk: Buffer): void {
     this.pending += this.decoder.decode(chunk, { stream: true });
@@ -282,7 +285,7 @@ class LineSplitter {
       this.pending = this.pending.slice(newline + 1);
       newline = this.pending.indexOf('\n');
     }
-    if (this.pending.length > 65_536) {
+    if (this.pending.length > this.limit) {
       this.emit(this.pending);
       this.pending = '';
     }

@@ -7,6 +7,7 @@ import type { PluginManifest } from './manifest.ts';
 import { PROTOCOL_VERSION } from './manifest.ts';
 import { interpretOutput, isPluginCommand, parseProgressLine, PLUGIN_COMMANDS } from './protocol.ts';
 import type { PluginAnswer, PluginCommand, Progress } from './protocol.ts';
+import { MANAGER_VARIABLES, NETWORK_VARIABLES } from '../environment.ts';
 
 /**
  * Running one plugin command in isolation (seed 002 §3.6): a minimal
@@ -17,7 +18,7 @@ import type { PluginAnswer, PluginCommand, Progress } from './protocol.ts';
 export type PluginSettings = Readonly<Record<string, string | number | boolean>>;
 
 /** Passed through from upkeep's environment when set; nothing else leaks into a plugin. */
-const PASSED_THROUGH = [
+const PASSED_THROUGH: readonly string[] = [
   'PATH',
   'HOME',
   'USER',
@@ -25,36 +26,8 @@ const PASSED_THROUGH = [
   'SHELL',
   'TZ',
   'CI',
-  'http_proxy',
-  'https_proxy',
-  'no_proxy',
-  'HTTP_PROXY',
-  'HTTPS_PROXY',
-  'NO_PROXY',
-  // Certificate authorities added for a TLS-inspecting proxy: without them
-  // every download of every manager fails behind such a proxy.
-  'NODE_EXTRA_CA_CERTS',
-  'SSL_CERT_FILE',
-  'SSL_CERT_DIR',
-  'REQUESTS_CA_BUNDLE',
-  'CURL_CA_BUNDLE',
-  'PIP_CERT',
-  'GIT_SSL_CAINFO',
-  'NPM_CONFIG_CAFILE',
-  // Where package managers keep what they installed: a user who moved them
-  // (in a shell profile) must not have their plugin look in the default place.
-  'PNPM_HOME',
-  'NPM_CONFIG_PREFIX',
-  'CARGO_HOME',
-  'RUSTUP_HOME',
-  'GOPATH',
-  'GOBIN',
-  'GEM_HOME',
-  'PIPX_HOME',
-  'PIPX_BIN_DIR',
-  'UV_TOOL_DIR',
-  'UV_TOOL_BIN_DIR',
-  'HOMEBREW_PREFIX',
+  ...NETWORK_VARIABLES,
+  ...MANAGER_VARIABLES,
   'UPKEEP_HOME',
   'UPKEEP_CONFIG_DIR',
   'UPKEEP_CACHE_DIR',

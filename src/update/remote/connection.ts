@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type * as Ssh2Module from 'ssh2';
 import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { UpkeepError } from '../../core/errors.ts';
+import { LineSplitter } from '../../core/exec.ts';
 import { absoluteKeyFile, type RemoteHost } from './hosts.ts';
 import {
   appendKnownHost,
@@ -219,8 +220,8 @@ export class SshConnection {
         let stdoutSize = 0;
         const stderr: Buffer[] = [];
         const onLine = options.onLine;
-        const stdoutLines = new LineSplitter((line) => onLine?.('stdout', line));
-        const stderrLines = new LineSplitter((line) => onLine?.('stderr', line));
+        const stdoutLines = new LineSplitter((line) => onLine?.('stdout', line), 1024 * 1024);
+        const stderrLines = new LineSplitter((line) => onLine?.('stderr', line), 1024 * 1024);
         const finish = (dropped: boolean): void => {
           if (settled) return;
           settled = true;
@@ -368,34 +369,6 @@ function describeConnectFailure(error: unknown): string {
   if (code === 'ECONNRESET') return 'the connection was reset';
   if (level === 'client-timeout' || code === 'ETIMEDOUT') return 'timed out while connecting';
   return (error as Error).message ?? String(error);
-}
-
-/** Cuts a byte stream into lines (a line over 1 MiB is passed on in pieces). */
-class LineSplitter {
-  private pending = '';
-  private readonly decoder = new TextDecoder();
-
-  constructor(private readonly emit: (line: string) => void) {}
-
-  push(chunk: Buffer): void {
-    this.pending += this.decoder.decode(chunk, { stream: true });
-    let newline = this.pending.indexOf('\n');
-    while (newline !== -1) {
-      this.emit(this.pending.slice(0, newline).replace(/\r$/, ''));
-      this.pending = this.pending.slice(newline + 1);
-      newline = this.pending.indexOf('\n');
-    }
-    if (this.pending.length > 1024 * 1024) {
-      this.emit(this.pending);
-      this.pending = '';
-    }
-  }
-
-  end(): void {
-    this.pending += this.decoder.decode();
-    if (this.pending) this.emit(this.pending);
-    this.pending = '';
-  }
 }
 
 /** A word for a POSIX shell: as is when it is plainly safe, else single-quoted. */

@@ -9,8 +9,8 @@ import type { Environment, Paths } from '../../core/paths.ts';
 import { loadRunState, type RunState } from '../run/state.ts';
 import { checkCalendar, parseSystemdTimestamp, type CalendarCheck } from './calendar.ts';
 import { lastOutcome, parseLogText, readLogTail, type LoggedOutcome } from './log.ts';
+import { NETWORK_VARIABLES } from '../environment.ts';
 import {
-  NETWORK_VARIABLES,
   SERVICE_UNIT,
   TIMER_UNIT,
   cronLine,

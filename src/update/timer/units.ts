@@ -2,6 +2,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Environment, Paths } from '../../core/paths.ts';
 import * as z from '../../core/zod.ts';
 import { formatTimeSpan } from './calendar.ts';
+import { MANAGER_VARIABLES, NETWORK_VARIABLES } from '../environment.ts';
 
 /**
  * The two systemd units of a scheduled update (seed 002 §9.1): a timer that
@@ -62,40 +63,6 @@ const LOCATION_VARIABLES = [
   'XDG_CACHE_HOME',
   'XDG_DATA_HOME',
   'XDG_STATE_HOME',
-] as const;
-
-/** Behind a proxy, and with its certificate authority, every download fails without these. */
-export const NETWORK_VARIABLES = [
-  'http_proxy',
-  'https_proxy',
-  'no_proxy',
-  'HTTP_PROXY',
-  'HTTPS_PROXY',
-  'NO_PROXY',
-  'NODE_EXTRA_CA_CERTS',
-  'SSL_CERT_FILE',
-  'SSL_CERT_DIR',
-  'REQUESTS_CA_BUNDLE',
-  'CURL_CA_BUNDLE',
-  'PIP_CERT',
-  'GIT_SSL_CAINFO',
-  'NPM_CONFIG_CAFILE',
-] as const;
-
-/** Where the package managers keep what they installed, when a shell profile moved it. */
-const MANAGER_VARIABLES = [
-  'PNPM_HOME',
-  'NPM_CONFIG_PREFIX',
-  'CARGO_HOME',
-  'RUSTUP_HOME',
-  'GOPATH',
-  'GOBIN',
-  'GEM_HOME',
-  'PIPX_HOME',
-  'PIPX_BIN_DIR',
-  'UV_TOOL_DIR',
-  'UV_TOOL_BIN_DIR',
-  'HOMEBREW_PREFIX',
 ] as const;
 
 /**
