@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRemoteHost, descendantsRunning, generateKey, startSshd, type KeyPair, type RemoteHostFixture, type Sshd } from '../helpers/sshd.ts';
 import { readPluginLog } from '../helpers/update.ts';
 
@@ -108,8 +108,10 @@ afterAll(async () => {
 });
 
 describe('upkeep remote over real sshd', () => {
+  // Each test starts from the same known_hosts, so that any one of them can run alone.
+  beforeEach(() => trust('one', 'two', 'flaky', 'rekeyed'));
+
   it('checks two hosts in parallel and changes nothing', async () => {
-    await trust('one', 'two', 'flaky', 'rekeyed');
     const run = await upkeep(['remote', 'pair', '--check-only', '--parallel', '2', '--json']).done;
     expect(run.status, run.stderr).toBe(0);
     expect(run.summary.map((result) => [result.host, result.status])).toEqual([
@@ -171,11 +173,7 @@ describe('upkeep remote over real sshd', () => {
 
   it('resumes the run with update resume when the host\'s upkeep died with the connection, and applies every plugin once', async () => {
     const flaky = host('flaky');
-    await rm(flaky.machine, { recursive: true, force: true });
-    await mkdir(flaky.machine);
-    await writeFile(flaky.log, '');
-    const started = upkeep(['remote', 'flaky', '--json']);
-    await untilUpdating(flaky, started.child);
+    const started = await startUpdatingAfresh(flaky);
     // A crash (or a reboot) of the host's upkeep together with the connection.
     const upkeepProcesses = descendantsRunning(flaky.sshd.pid!, join('bin', 'upkeep.js'));
     expect(upkeepProcesses.length).toBeGreaterThan(0);
@@ -197,11 +195,7 @@ describe('upkeep remote over real sshd', () => {
 
   it('passes Ctrl-C on to the host, whose run stops resumable', async () => {
     const flaky = host('flaky');
-    await rm(flaky.machine, { recursive: true, force: true });
-    await mkdir(flaky.machine);
-    await writeFile(flaky.log, '');
-    const started = upkeep(['remote', 'flaky', '--json']);
-    await untilUpdating(flaky, started.child);
+    const started = await startUpdatingAfresh(flaky);
     started.child.kill('SIGINT');
     const run = await started.done;
     expect(run.status).toBe(1);
@@ -302,6 +296,16 @@ describe('upkeep remote over real sshd', () => {
     }
   });
 });
+
+/** A fresh pretend machine on the host, `upkeep remote` on it, returned once its first plugin updates. */
+async function startUpdatingAfresh(fixture: RemoteHostFixture): Promise<ReturnType<typeof upkeep>> {
+  await rm(fixture.machine, { recursive: true, force: true });
+  await mkdir(fixture.machine);
+  await writeFile(fixture.log, '');
+  const started = upkeep(['remote', fixture.name, '--json']);
+  await untilUpdating(fixture, started.child);
+  return started;
+}
 
 /** Until the first plugin is updating on the host (or upkeep remote ended early). */
 async function untilUpdating(fixture: RemoteHostFixture, child: ChildProcess): Promise<void> {

@@ -1,9 +1,10 @@
-import type { HostCatalog, HostSource } from '../../update/remote/hosts.ts';
+import type { HostCatalog, HostSource, RemoteHost } from '../../update/remote/hosts.ts';
 import { describeSource } from '../../update/remote/hosts.ts';
 import type { HostResult, HostStatus, RemoteEvent, RemoteMode } from '../../update/remote/remote-run.ts';
 import { formatDuration } from '../../update/stats/estimate.ts';
 import type { Context } from '../context.ts';
 import { colors, formatColumns, type Colors } from './colors.ts';
+import { liveScreen, progressBar } from './live.ts';
 import { formatClock, formatRunEstimate } from './update.ts';
 
 /**
@@ -122,46 +123,26 @@ interface HostRow {
   endedAt: number | null;
 }
 
-const REDRAW_MILLISECONDS = 100;
-
 /** The live view: one row per host, redrawn in place at most ten times a second. */
 function liveDisplay(context: Context, hosts: readonly string[], mode: RemoteMode): RemoteDisplay {
   const c = colors(context.color);
   const rows = new Map<string, HostRow>(
     hosts.map((host) => [host, { status: 'waiting', activity: 'waiting', plugins: new Map(), message: '', startedAt: null, endedAt: null }]),
   );
-  const notes: string[] = [];
-  let drawnLines = 0;
-  let lastDraw = 0;
-  let timer: NodeJS.Timeout | undefined;
-
-  const draw = (): void => {
-    lastDraw = Date.now();
+  const render = (): string => {
     const table = [...rows].map(([host, row]) => {
       const plugins = [...row.plugins.values()];
       const finished = plugins.filter((plugin) => plugin.status === 'done' || plugin.status === 'failed' || plugin.status === 'skipped').length;
       const running = [...row.plugins].filter(([, plugin]) => plugin.status === 'running');
       const fraction = plugins.length === 0 ? 0 : (finished + running.reduce((total, [, plugin]) => total + (plugin.percent ?? 0) / 100, 0)) / plugins.length;
-      const progress = mode === 'run' && plugins.length > 0 ? `${bar(fraction, c)} ${finished}/${plugins.length}` : '';
+      const progress = mode === 'run' && plugins.length > 0 ? `${progressBar(fraction, c, 12)} ${finished}/${plugins.length}` : '';
       const detail = running.map(([name, plugin]) => `${name}${plugin.percent === null ? '' : ` ${plugin.percent}%`}${plugin.message ? ` ${plugin.message}` : ''}`).join(', ') || row.message;
       const elapsed = row.startedAt === null ? '' : formatClock(((row.endedAt ?? Date.now()) - row.startedAt) / 1000);
       return [`${symbol(row.status, c)} ${host}`, activityText(row, c), progress, elapsed, c.dim(detail.slice(0, 60))];
     });
-    const text = formatColumns([[c.dim('host'), c.dim('status'), c.dim(mode === 'run' ? 'plugins' : ''), c.dim('time'), ''], ...table]);
-    const erase = drawnLines > 0 ? `\u001b[${drawnLines}A\r\u001b[J` : '';
-    const printedNotes = notes.splice(0).map((note) => `${note}\n`).join('');
-    context.stderr.write(`${erase}${printedNotes}${text}\n`);
-    drawnLines = text.split('\n').length;
+    return formatColumns([[c.dim('host'), c.dim('status'), c.dim(mode === 'run' ? 'plugins' : ''), c.dim('time'), ''], ...table]);
   };
-  const schedule = (): void => {
-    if (Date.now() - lastDraw >= REDRAW_MILLISECONDS) draw();
-    else timer ??= setTimeout(() => {
-      timer = undefined;
-      draw();
-    }, REDRAW_MILLISECONDS);
-  };
-  const ticker = setInterval(draw, 1000);
-  ticker.unref();
+  const screen = liveScreen(context.stderr, render);
 
   return {
     event(host, event) {
@@ -221,16 +202,16 @@ function liveDisplay(context: Context, hosts: readonly string[], mode: RemoteMod
           break;
         }
         case 'warning':
-          notes.push(c.yellow(`${host}: warning: ${event.message}`));
+          screen.note(c.yellow(`${host}: warning: ${event.message}`));
           break;
         case 'retry':
-          notes.push(c.yellow(`${host}: ${event.plugin}: ${event.phase} failed transiently; retrying in ${event.delaySeconds.toFixed(1)} s`));
+          screen.note(c.yellow(`${host}: ${event.plugin}: ${event.phase} failed transiently; retrying in ${event.delaySeconds.toFixed(1)} s`));
           break;
         case 'log':
-          if (event.stream === 'stderr') notes.push(c.dim(`${host}| ${event.line}`));
+          if (event.stream === 'stderr') screen.note(c.dim(`${host}| ${event.line}`));
           break;
         case 'host-key-added':
-          notes.push(c.yellow(`${host}: added its ${event.keyType} host key ${event.fingerprint} to ${event.file}`));
+          screen.note(c.yellow(`${host}: added its ${event.keyType} host key ${event.fingerprint} to ${event.file}`));
           break;
         case 'result':
           row.status = event.result.status;
@@ -241,12 +222,10 @@ function liveDisplay(context: Context, hosts: readonly string[], mode: RemoteMod
         default:
           return;
       }
-      schedule();
+      screen.changed();
     },
     done() {
-      clearInterval(ticker);
-      clearTimeout(timer);
-      draw();
+      screen.stop();
     },
   };
 }
@@ -287,11 +266,6 @@ function symbol(status: HostRow['status'], c: Colors): string {
     default:
       return c.cyan('●');
   }
-}
-
-function bar(fraction: number, c: Colors, width = 12): string {
-  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
-  return c.green('━'.repeat(filled)) + c.dim('━'.repeat(width - filled));
 }
 
 const STATUS_WORD: Record<HostStatus, string> = { succeeded: 'ok', partial: 'partial', failed: 'failed', interrupted: 'interrupted' };
@@ -374,18 +348,7 @@ export function renderRemoteSummary(results: readonly HostResult[], mode: Remote
 }
 
 export interface HostListing {
-  hosts: Array<{
-    name: string;
-    hostname: string;
-    user: string;
-    port: number;
-    keyFiles: string[];
-    upkeepPath: string;
-    sudoPasswordEnv: string | null;
-    proxy: string | null;
-    groups: string[];
-    sources: HostSource[];
-  }>;
+  hosts: Array<RemoteHost & { groups: string[] }>;
   groups: Array<{ name: string; members: string[]; sources: HostSource[] }>;
   files: string[];
 }

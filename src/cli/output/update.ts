@@ -3,6 +3,7 @@ import type { PluginReport, RunEstimate, UpdateEvent, UpdateReport } from '../..
 import { formatDuration, formatEstimate, type Estimate } from '../../update/stats/estimate.ts';
 import type { Context } from '../context.ts';
 import { colors, formatColumns, type Colors } from './colors.ts';
+import { liveScreen, progressBar } from './live.ts';
 
 /**
  * What a person or a program sees of an update run: NDJSON events on stdout
@@ -88,19 +89,14 @@ interface Row {
 }
 
 const SYMBOL: Record<Row['status'], string> = { pending: '○', running: '●', done: '✓', failed: '✗', skipped: '–', idle: '·' };
-const REDRAW_MILLISECONDS = 100;
 const BAR_WIDTH = 30;
 
-/** The live table: redrawn in place, at most ten times a second. */
+/** The live table of plugins under an overall bar. */
 function liveDisplay(context: Context): UpdateDisplay {
   const c = colors(context.color);
   const rows = new Map<string, Row>();
   let runEstimate: RunEstimate | null = null;
   const started = Date.now();
-  let drawnLines = 0;
-  let lastDraw = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const notes: string[] = [];
 
   const row = (plugin: string): Row => {
     let existing = rows.get(plugin);
@@ -111,40 +107,26 @@ function liveDisplay(context: Context): UpdateDisplay {
     return existing;
   };
 
-  const draw = (): void => {
-    lastDraw = Date.now();
+  const render = (): string => {
     const lines: string[] = [];
     const elapsed = (Date.now() - started) / 1000;
     const total = runEstimate?.seconds ?? 0;
     const fraction = overallFraction(rows, elapsed, total);
-    lines.push(`${c.bold('Overall')} ${bar(fraction, c)} ${String(Math.round(fraction * 100)).padStart(3)}% ${formatClock(elapsed)}${total > 0 ? c.dim(` of ~${formatClock(total)}`) : ''}`);
+    lines.push(`${c.bold('Overall')} ${progressBar(fraction, c, BAR_WIDTH)} ${String(Math.round(fraction * 100)).padStart(3)}% ${formatClock(elapsed)}${total > 0 ? c.dim(` of ~${formatClock(total)}`) : ''}`);
     const table = [...rows]
       .filter(([, entry]) => entry.status !== 'idle' || context.verbose)
       .map(([plugin, entry]) => [
         `${statusSymbol(entry.status, c)} ${plugin}`,
         entry.status === 'running' ? `${entry.phase === 'estimate' ? 'checking' : entry.phase === 'download' ? 'downloading' : 'updating'}` : entry.status,
-        entry.percent === null ? (entry.status === 'running' ? c.dim('…') : '') : `${bar(entry.percent / 100, c, 10)} ${entry.percent}%`,
+        entry.percent === null ? (entry.status === 'running' ? c.dim('…') : '') : `${progressBar(entry.percent / 100, c, 10)} ${entry.percent}%`,
         eta(entry),
         entry.downloadBytes > 0 ? formatBytes(entry.downloadBytes) : '',
         c.dim(entry.message.slice(0, 50)),
       ]);
     lines.push(formatColumns([[c.dim('plugin'), c.dim('status'), c.dim('progress'), c.dim('eta'), c.dim('download'), ''], ...table]));
-    const text = lines.join('\n');
-    const erase = drawnLines > 0 ? `\u001b[${drawnLines}A\r\u001b[J` : '';
-    const printedNotes = notes.splice(0).map((note) => `${note}\n`).join('');
-    context.stderr.write(`${erase}${printedNotes}${text}\n`);
-    drawnLines = text.split('\n').length;
+    return lines.join('\n');
   };
-  const schedule = (): void => {
-    if (Date.now() - lastDraw >= REDRAW_MILLISECONDS) draw();
-    else timer ??= setTimeout(() => {
-      timer = undefined;
-      draw();
-    }, REDRAW_MILLISECONDS);
-  };
-  // The clock and the ETAs move even when no plugin says anything.
-  const ticker = setInterval(draw, 1000);
-  ticker.unref();
+  const screen = liveScreen(context.stderr, render);
 
   return {
     event(event) {
@@ -189,20 +171,18 @@ function liveDisplay(context: Context): UpdateDisplay {
           runEstimate = event.estimate;
           break;
         case 'retry':
-          notes.push(c.yellow(`${event.plugin}: ${event.phase} failed transiently (${event.reason}); retrying in ${event.delaySeconds.toFixed(1)} s`));
+          screen.note(c.yellow(`${event.plugin}: ${event.phase} failed transiently (${event.reason}); retrying in ${event.delaySeconds.toFixed(1)} s`));
           break;
         case 'warning':
-          notes.push(c.yellow(`warning: ${event.message}`));
+          screen.note(c.yellow(`warning: ${event.message}`));
           break;
         default:
           return;
       }
-      schedule();
+      screen.changed();
     },
     done() {
-      clearInterval(ticker);
-      clearTimeout(timer);
-      draw();
+      screen.stop();
     },
   };
 }
@@ -242,10 +222,6 @@ function eta(entry: Row): string {
   return '';
 }
 
-function bar(fraction: number, c: Colors, width = BAR_WIDTH): string {
-  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
-  return c.green('━'.repeat(filled)) + c.dim('━'.repeat(width - filled));
-}
 
 export function formatClock(seconds: number): string {
   const whole = Math.max(0, Math.round(seconds));
