@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { UpkeepError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -262,9 +263,54 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/** True while any process of the group lives (a run interrupted by kill -9 leaves its children running). */
-export function processGroupAlive(groupId: number): boolean {
-  return signalProcessGroup(groupId, 0);
+interface ProcessStat {
+  state: string;
+  processGroup: number;
+  /** Clock ticks since boot (field 22), to tell a reused pid. */
+  start: number;
+}
+
+/** /proc/<pid>/stat, or null when there is no such process (or no /proc). */
+async function processStat(pid: number | string): Promise<ProcessStat | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, processGroup: Number(fields[2]), start: Number(fields[19]) };
+  } catch {
+    return null;
+  }
+}
+
+export async function processStartTime(pid: number): Promise<number | null> {
+  return (await processStat(pid))?.start ?? null;
+}
+
+/**
+ * True when the process that recorded (pid, start) still runs. A zombie does
+ * not count: in a container nobody may ever reap an orphan.
+ */
+export async function stillRunning(pid: number, start: number | null | undefined): Promise<boolean> {
+  if (!processAlive(pid)) return false;
+  const stat = await processStat(pid);
+  if (stat === null) return true;
+  return stat.state !== 'Z' && (start === null || start === undefined || stat.start === start);
+}
+
+/** True while a process of the group runs (zombies aside). */
+export async function processGroupRunning(processGroup: number): Promise<boolean> {
+  if (!signalProcessGroup(processGroup, 0)) return false;
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await processStat(entry);
+    if (stat && stat.processGroup === processGroup && stat.state !== 'Z') return true;
+  }
+  return false;
 }
 
 /** Cuts a byte stream into lines; a line longer than `limit` characters is passed on in pieces. */

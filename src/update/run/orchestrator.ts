@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Executor } from '../../core/exec.ts';
+import { processGroupRunning, processStartTime, type Executor } from '../../core/exec.ts';
 import type { Environment } from '../../core/paths.ts';
 import type { Phase, PluginManifest } from '../plugin/manifest.ts';
 import type { PluginAnswer, PluginCommand, PluginFailure, Progress } from '../plugin/protocol.ts';
@@ -15,8 +15,6 @@ import { estimatePhase, type Estimate } from '../stats/estimate.ts';
 import type { RunLog } from './log.ts';
 import {
   newPluginState,
-  processGroupRunning,
-  processStartTime,
   runFolder,
   runStatePath,
   RunStateStore,

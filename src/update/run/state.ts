@@ -1,7 +1,7 @@
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpkeepError } from '../../core/errors.ts';
-import { processAlive, processGroupAlive } from '../../core/exec.ts';
+import { processStartTime, stillRunning } from '../../core/exec.ts';
 import { readJsonFile, writeJsonAtomic } from '../../core/fs.ts';
 import * as z from '../../core/zod.ts';
 
@@ -148,56 +148,6 @@ export class RunStateStore {
   async flush(): Promise<void> {
     while (this.writing) await this.writing;
   }
-}
-
-interface ProcessStat {
-  state: string;
-  processGroup: number;
-  /** Clock ticks since boot (field 22), to tell a reused pid. */
-  start: number;
-}
-
-/** /proc/<pid>/stat, or null when there is no such process (or no /proc). */
-async function processStat(pid: number | string): Promise<ProcessStat | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, processGroup: Number(fields[2]), start: Number(fields[19]) };
-  } catch {
-    return null;
-  }
-}
-
-export async function processStartTime(pid: number): Promise<number | null> {
-  return (await processStat(pid))?.start ?? null;
-}
-
-/**
- * True when the process that recorded (pid, start) still runs. A zombie does
- * not count: in a container nobody may ever reap an orphan.
- */
-export async function stillRunning(pid: number, start: number | null | undefined): Promise<boolean> {
-  if (!processAlive(pid)) return false;
-  const stat = await processStat(pid);
-  if (stat === null) return true;
-  return stat.state !== 'Z' && (start === null || start === undefined || stat.start === start);
-}
-
-/** True while a process of the group runs (zombies aside). */
-export async function processGroupRunning(processGroup: number): Promise<boolean> {
-  if (!processGroupAlive(processGroup)) return false;
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return true;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await processStat(entry);
-    if (stat && stat.processGroup === processGroup && stat.state !== 'Z') return true;
-  }
-  return false;
 }
 
 /**
