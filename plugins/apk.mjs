@@ -44,7 +44,7 @@ function parseVersionList(text) {
 }
 
 async function refreshIndexes() {
-  if (!(await mayRefresh(NAME, 'the package indexes as they are'))) return;
+  if (!(await mayRefresh(NAME, 'the package indexes as they are', 'apk'))) return;
   const argv = elevated(['apk', 'update', '--quiet']);
   const result = await run(argv);
   if (result.code === 0) return;

@@ -70,7 +70,7 @@ function aptErrors(argv, result) {
 
 /** `apt-get update`, when allowed and possible; otherwise the lists stay as they are. */
 async function refreshLists() {
-  if (!(await mayRefresh(NAME, 'the package lists as they are'))) return;
+  if (!(await mayRefresh(NAME, 'the package lists as they are', 'apt-get'))) return;
   const argv = elevated(['apt-get', 'update', '-qq']);
   const result = await run(argv, { env: NONINTERACTIVE_ENV });
   if (result.code === 0) return;

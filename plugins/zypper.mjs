@@ -46,7 +46,7 @@ function updateElements(xml) {
 }
 
 async function refreshRepositories() {
-  if (!(await mayRefresh(NAME, 'the repository data as it is'))) return;
+  if (!(await mayRefresh(NAME, 'the repository data as it is', 'zypper'))) return;
   const argv = elevated([...BASE, '--quiet', 'refresh']);
   const result = await run(argv);
   if (result.code === 0) return;

@@ -164,23 +164,30 @@ export function commandFailed(argv, result) {
   return new PluginError('COMMAND_FAILED', `${argv.join(' ')} failed with exit code ${result.code}`, { details: tail });
 }
 
-/** Whether a command can run as root now: we are root, or sudo runs it without asking for a password. */
-async function canElevate() {
+/**
+ * Whether `program` can run as root now: we are root, or sudo runs it without
+ * asking for a password. `sudo -n -l PATH` asks exactly that; `sudo -n true`
+ * would not do, since the rules of `upkeep sudo-setup` allow only the
+ * plugin's own programs.
+ */
+async function canElevate(program) {
   if (isRoot()) return true;
-  if (!which('sudo')) return false;
-  return (await run(['sudo', '-n', 'true'])).code === 0;
+  const path = which(program);
+  if (!path || !which('sudo')) return false;
+  return (await run(['sudo', '-n', '-l', path])).code === 0;
 }
 
 /**
  * Whether a system manager's estimate refreshes its metadata (package lists,
- * repository data) first: the setting `refresh` allows it, and root
- * privileges are at hand without a password. When they are not, the estimate
- * reads `metadata` (what it reads, "as it is") and says so on stderr.
+ * repository data) with `program` first: the setting `refresh` allows it, and
+ * root privileges for `program` are at hand without a password. When they are
+ * not, the estimate reads `metadata` (what it reads, "as it is") and says so
+ * on stderr.
  */
-export async function mayRefresh(plugin, metadata) {
+export async function mayRefresh(plugin, metadata, program) {
   if (!setting(plugin, 'refresh', true)) return false;
-  if (await canElevate()) return true;
-  process.stderr.write(`not root and sudo cannot run without a password: estimating from ${metadata}\n`);
+  if (await canElevate(program)) return true;
+  process.stderr.write(`not root and sudo cannot run ${program} without a password: estimating from ${metadata}\n`);
   return false;
 }
 

@@ -9,13 +9,15 @@ export const MOCK_PLUGIN = fileURLToPath(new URL('../fixtures/update/mock-plugin
 
 export interface MockPlugin {
   name: string;
-  /** Settings of mock-plugin.mjs: seconds, update_seconds, download_seconds, updates, fail, hang, garbage, transient_failures, applicable, download, security. */
+  /** Settings of mock-plugin.mjs: seconds, update_seconds, download_seconds, updates, fail, hang, garbage, transient_failures, applicable, download, security, sudo_programs (a JSON array). */
   settings?: Record<string, string | number | boolean>;
   mutexes?: { estimate?: string[]; download?: string[]; update?: string[] };
   dependencies?: { estimate?: string[]; download?: string[]; update?: string[] };
   runsAfter?: string[];
   timeouts?: { is_applicable?: number; estimate_update?: number; download?: number; update?: number };
   canSeparateDownload?: boolean;
+  /** The manifest's requires_sudo. */
+  requiresSudo?: boolean;
 }
 
 export interface UpdateSandbox extends Sandbox {
@@ -57,6 +59,7 @@ export async function writeMockManifest(folder: string, plugin: MockPlugin, shar
       description: `mock plugin ${plugin.name}`,
       executable: MOCK_PLUGIN,
       can_separate_download: plugin.canSeparateDownload ?? false,
+      requires_sudo: plugin.requiresSudo ?? false,
       static_mutexes: { estimate: [], download: [], update: [], ...plugin.mutexes },
       static_dependencies: { estimate: [], download: [], update: [], ...plugin.dependencies },
       runs_after: plugin.runsAfter ?? [],

@@ -4,7 +4,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runUpkeep } from '../helpers/sandbox.ts';
+import { runUpkeep, writeStub } from '../helpers/sandbox.ts';
 import { createUpdateSandbox, intervals, readPluginLog, type UpdateSandbox } from '../helpers/update.ts';
 
 let sandbox: UpdateSandbox | undefined;
@@ -207,6 +207,28 @@ describe('upkeep update run', () => {
     const report = summaryOf(result.stdout);
     expect(report.plugins.find((plugin) => plugin.name === 'hung')!.phases.update).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
     expect(report.summary.succeeded).toEqual(['fine']);
+  });
+
+  it('runs a plugin that needs root for a user whom sudo lets run exactly its programs (sudo-setup rules), and skips one it does not', async () => {
+    sandbox = await createUpdateSandbox([
+      { name: 'granted', requiresSudo: true, settings: { sudo_programs: JSON.stringify(['/usr/sbin/granted-tool']) } },
+      { name: 'refused', requiresSudo: true, settings: { sudo_programs: JSON.stringify(['/usr/sbin/granted-tool', '/usr/sbin/other-tool']) } },
+    ]);
+    // sudo as `upkeep sudo-setup` leaves it: a password for anything but granted-tool.
+    await writeStub(sandbox.bin, 'sudo', {
+      script: [
+        'if [ "$1 $2 $3" = "-n -l /usr/sbin/granted-tool" ]; then echo "$3"; exit 0; fi',
+        'echo "sudo: a password is required" >&2',
+        'exit 1',
+      ].join('\n'),
+    });
+    const result = await runUpkeep(['update', 'run', '--continue-on-error', '--json'], sandbox.environment, sandbox.home, { uid: 1000 });
+    const report = summaryOf(result.stdout);
+    expect(report.summary.succeeded).toEqual(['granted']);
+    expect(report.plugins.find((plugin) => plugin.name === 'refused')!.phases.update).toMatchObject({ status: 'skipped' });
+    expect(await appliedPlugins()).toEqual(['granted']);
+    const asked = (await readFile(sandbox.spawnLog, 'utf8')).split('\n').filter((line) => line.startsWith('sudo -n -l'));
+    expect(asked.sort()).toEqual(['sudo -n -l /usr/sbin/granted-tool', 'sudo -n -l /usr/sbin/granted-tool', 'sudo -n -l /usr/sbin/other-tool']);
   });
 
   it('records every phase for history and stats, and uses the history for the next estimate', async () => {

@@ -80,17 +80,18 @@ describe('Executor.run', () => {
     const marker = join(folder, 'cleaned');
     const controller = new AbortController();
     let groupId = 0;
-    const running = executor.run(['sh', '-c', `trap 'echo bye > ${marker}; exit 9' TERM; sleep 30 & wait`], {
+    // Abort once the trap is set, which the script announces, rather than after a guessed delay.
+    const result = await executor.run(['sh', '-c', `trap 'echo bye > ${marker}; exit 9' TERM; echo ready; sleep 30 & wait`], {
       onStart: (pid) => {
         groupId = pid;
+      },
+      onLine: (stream, line) => {
+        if (line === 'ready') controller.abort();
       },
       signal: controller.signal,
       killGrace: 2000,
       timeout: 20_000,
     });
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    controller.abort();
-    const result = await running;
     expect(result.aborted).toBe(true);
     expect(await readFile(marker, 'utf8')).toBe('bye\n');
     expect(groupId).toBeGreaterThan(0);

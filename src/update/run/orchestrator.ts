@@ -92,7 +92,11 @@ export interface UpdateRunOptions {
   now: () => Date;
   /** upkeep's own pid, recorded as the owner of the run. */
   pid: number;
-  /** root needs no sudo; other users need passwordless sudo for plugins that require it. */
+  /**
+   * root needs no sudo; other users need sudo without a password for the
+   * plugins that require it: for everything (canSudo), or for exactly the
+   * programs each plugin lists (the rules of `upkeep sudo-setup`).
+   */
   isRoot: boolean;
   canSudo: boolean;
   /** The argv that runs upkeep itself (for the upkeep-tools plugin), passed as UPKEEP_COMMAND. */
@@ -162,6 +166,8 @@ export class UpdateRun {
   private readonly estimates = new Map<string, Partial<Record<Phase, Estimate>>>();
   /** When each task waiting to retry a transient failure may start again (Date.now() milliseconds). */
   private readonly retryAt = new Map<string, number>();
+  /** Per plugin, whether sudo runs its programs without a password (asked once a run). */
+  private readonly elevation = new Map<string, Promise<boolean>>();
   private readonly startedAt: Date;
 
   constructor(private readonly options: UpdateRunOptions) {
@@ -474,7 +480,7 @@ export class UpdateRun {
     const blocked = new Set<string>();
     for (const task of tasks) {
       const plugin = this.pluginState(task.plugin);
-      if (plugin.requiresSudo && !this.options.isRoot && !this.options.canSudo) {
+      if (plugin.requiresSudo && !(await this.mayElevate(this.manifests.get(task.plugin)!, phase))) {
         blocked.add(task.id);
         plugin.phases[phase] = { status: 'skipped', attempts: 0, note: 'needs root, and sudo asks for a password: run upkeep as root, or `upkeep sudo-setup`' };
         this.emit({ type: 'phase', plugin: plugin.name, phase, status: 'skipped', attempt: 0, note: plugin.phases[phase]!.note!, time: this.time() });
@@ -482,6 +488,31 @@ export class UpdateRun {
     }
     await this.store?.save();
     await this.schedule(tasks, this.limitsFor(phase), (task) => this.executePhase(this.manifests.get(task.plugin)!, phase), blocked);
+  }
+
+  /**
+   * Whether the plugin's programs may run as root: upkeep is root, sudo asks
+   * no password at all, or it asks none for each program the plugin lists in
+   * sudo-programs-paths (`sudo -n -l PATH`; `upkeep sudo-setup` allows only those).
+   */
+  private mayElevate(manifest: PluginManifest, phase: Phase): Promise<boolean> {
+    if (this.options.isRoot || this.options.canSudo) return Promise.resolve(true);
+    let asked = this.elevation.get(manifest.name);
+    if (!asked) {
+      asked = (async () => {
+        const answer = await this.ask(manifest, 'sudo-programs-paths', phase);
+        if (answer.kind !== 'success' || answer.data.paths.length === 0) return false;
+        for (const path of answer.data.paths) {
+          const listed = await this.options.executor
+            .run(['sudo', '-n', '-l', path], { mode: 'always', timeout: 5000, env: this.options.environment })
+            .catch(() => null);
+          if (listed?.exitCode !== 0) return false;
+        }
+        return true;
+      })();
+      this.elevation.set(manifest.name, asked);
+    }
+    return asked;
   }
 
   private async executePhase(manifest: PluginManifest, phase: 'download' | 'update'): Promise<'done' | 'retry'> {
