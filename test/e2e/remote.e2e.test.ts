@@ -181,7 +181,7 @@ describe('upkeep remote over real sshd', () => {
     await flaky.sshd.kill();
     await flaky.sshd.start();
     const run = await started.done;
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.status, `${JSON.stringify(run.summary)}\n${run.stderr}`).toBe(0);
     const [result] = run.summary;
     expect(result).toMatchObject({ host: 'flaky', status: 'succeeded', resumed: true });
     const events = run.lines.filter((line) => line.host === 'flaky').map((line) => line.event!);

@@ -654,6 +654,41 @@ describe('a dropped connection', () => {
     expect((await host.calls()).map((call) => call.argv[1])).toEqual(expect.arrayContaining(['resume', 'run']));
   });
 
+  it('resumes the run when the host\'s upkeep is killed in the middle of it while the connection lives, up to the retries', async () => {
+    const host = await startFakeHost({
+      sandbox,
+      name: 'killed',
+      authorizedKey: userKey,
+      scenario: {
+        // Killed (exit 137, as a shell reports SIGKILL) after the first plugin started.
+        run: [{ events: events.slice(0, 5), exitCode: 137, stderr: ['Killed'] }],
+        resume: [{ events: [...events.slice(4), summary('r-1', ['apt', 'npm'])] }],
+      },
+    });
+    await useHosts({ killed: host });
+    await trust(host);
+    const result = await remote(['killed', '--json']);
+    expect(result.exitCode, result.stdout).toBe(0);
+    const { lines, summary: hosts } = parseStream(result.stdout);
+    expect(hosts[0]).toMatchObject({ status: 'succeeded', reconnects: 0, resumed: true, runId: 'r-1', report: { runId: 'r-1' } });
+    expect((await host.calls()).map((call) => call.argv[1])).toEqual(['run', 'resume']);
+    expect(lines.map((line) => line.event).filter((event) => event.type === 'log').map((event) => event.line)).toContain('upkeep on the host exited with 137 in the middle of run r-1; resuming it');
+
+    // A host whose upkeep dies every time is given up on after remote.retries resumes.
+    const doomed = await startFakeHost({
+      sandbox,
+      name: 'doomed',
+      authorizedKey: userKey,
+      scenario: { run: [{ events: events.slice(0, 5), exitCode: 137 }], resume: [{ events: events.slice(4, 6), exitCode: 137 }] },
+    });
+    await useHosts({ doomed });
+    await trust(doomed);
+    const given = await remote(['doomed', '--json'], { UPKEEP_REMOTE_RETRIES: '2' });
+    expect(given.exitCode).toBe(1);
+    expect(parseStream(given.stdout).summary[0]!.error).toMatchObject({ code: 'E_REMOTE_FAILED', message: expect.stringContaining('exited with 137 without a result') });
+    expect((await doomed.calls()).map((call) => call.argv[1])).toEqual(['run', 'resume', 'resume']);
+  });
+
   it('gives up after the configured reconnections, saying how to continue on the host', async () => {
     const host = await startFakeHost({
       sandbox,

@@ -17,7 +17,9 @@ import type { RemoteHost } from './hosts.ts';
  * starting again; while the run still goes on there (the wrapper keeps it
  * alive without the connection, E_RUN_IN_PROGRESS) it waits; when nothing is
  * left to resume (E_NO_RUN) the run ended meanwhile and its outcome is read
- * from the host's `update stats`.
+ * from the host's `update stats`. When the host's upkeep dies in the middle
+ * of its run while the connection lives on (killed, out of memory), the run
+ * is resumed the same way, up to `retries` times.
  */
 
 export type RemoteMode = 'run' | 'check';
@@ -157,6 +159,8 @@ interface HostState {
   report: UpdateReport | null;
   reconnects: number;
   resumed: boolean;
+  /** Times the host's upkeep died in the middle of the run and the run was resumed. */
+  restarts: number;
   warnings: string[];
 }
 
@@ -203,7 +207,7 @@ export class RemoteRun {
 
   private async updateHost(host: RemoteHost): Promise<HostResult> {
     const started = this.options.now().getTime();
-    const state: HostState = { runId: null, report: null, reconnects: 0, resumed: false, warnings: [] };
+    const state: HostState = { runId: null, report: null, reconnects: 0, resumed: false, restarts: 0, warnings: [] };
     const finish = (outcome: Extract<Outcome, { kind: 'done' }>): HostResult => {
       const result: HostResult = {
         host: host.name,
@@ -345,8 +349,22 @@ export class RemoteRun {
         return this.unseenOutcome(host, connection, state, error);
       }
       if (next === 'resume') state.resumed = true;
+      if (this.diedMidRun(result, error, state)) {
+        // Its run is on disk, and the plugins it had started go on: resume it, as after a drop.
+        state.restarts += 1;
+        next = 'resume';
+        this.emit(host, { type: 'log', stream: 'stderr', line: `upkeep on the host ${endedHow(result)} in the middle of run ${state.runId}; resuming it`, time: this.time() });
+        continue;
+      }
       return this.outcome(host, result, error, document, state);
     }
+  }
+
+  /** The host's upkeep was killed (or crashed) after its run began, before its summary. */
+  private diedMidRun(result: ExecResult, error: RemoteError | null, state: HostState): boolean {
+    if (this.options.mode !== 'run' || this.options.dryRun || error || state.report || state.runId === null) return false;
+    const killed = (result.exitCode === null && result.signal !== null) || (result.exitCode !== null && result.exitCode > 128);
+    return killed && state.restarts < this.options.retries;
   }
 
   private async execute(
@@ -506,9 +524,13 @@ function hostError(host: RemoteHost, error: RemoteError): UpkeepError {
   });
 }
 
+/** "exited with 137", "was stopped by SIGKILL". */
+function endedHow(result: ExecResult): string {
+  return result.exitCode === null ? `was stopped${result.signal ? ` by SIG${result.signal}` : ''}` : `exited with ${result.exitCode}`;
+}
+
 function unexpectedEnd(host: RemoteHost, result: ExecResult): UpkeepError {
-  const how = result.exitCode === null ? `was stopped${result.signal ? ` by SIG${result.signal}` : ''}` : `exited with ${result.exitCode}`;
-  return new UpkeepError('E_REMOTE_FAILED', `${host.name}: upkeep on the host ${how} without a result${result.stderr ? `: ${lastLine(result.stderr)}` : ''}`, {
+  return new UpkeepError('E_REMOTE_FAILED', `${host.name}: upkeep on the host ${endedHow(result)} without a result${result.stderr ? `: ${lastLine(result.stderr)}` : ''}`, {
     hint: `check that ${host.upkeepPath} on the host is upkeep (\`${host.upkeepPath} --version\`) and recent enough for \`update run --json\``,
     details: { host: host.name, exitCode: result.exitCode },
   });
