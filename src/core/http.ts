@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import type { LookupAddress } from 'node:dns';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import type { LookupFunction } from 'node:net';
 import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -183,6 +186,40 @@ class Semaphore {
 const UNREACHABLE_AFTER = 3;
 
 /** An error whose retry decision is already made. */
+/**
+ * One DNS lookup per host name, shared by every request of the client to that
+ * host. getaddrinfo runs on libuv's four threads: an audit asking hundreds of
+ * URLs at once would otherwise send hundreds of queries, a busy resolver drops
+ * some (each then waits out the resolver's timeout), and lookups of names that
+ * do not resolve hold the threads that hosts which work are waiting for.
+ * Answers and "no such name" are kept for the client's life (one command);
+ * other failures (a resolver timeout) are asked again by the next attempt.
+ */
+export function sharedLookup(resolve: (hostname: string) => Promise<LookupAddress[]> = (hostname) => dnsLookup(hostname, { all: true, verbatim: true })): LookupFunction {
+  const answers = new Map<string, Promise<LookupAddress[]>>();
+  return (hostname, options, callback) => {
+    let answer = answers.get(hostname);
+    if (!answer) {
+      answer = resolve(hostname);
+      answers.set(hostname, answer);
+      answer.catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOTFOUND') answers.delete(hostname);
+      });
+    }
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
+    answer.then(
+      (addresses) => {
+        const usable = family === 0 ? addresses : addresses.filter((address) => address.family === family);
+        if (usable.length === 0) {
+          callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), options.all ? [] : '', 0);
+        } else if (options.all) callback(null, usable);
+        else callback(null, usable[0]!.address, usable[0]!.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, options.all ? [] : '', 0),
+    );
+  };
+}
+
 class AttemptError extends Error {
   constructor(
     readonly error: UpkeepError,
@@ -244,7 +281,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     connections: perHost,
     keepAliveTimeout: 10_000,
     keepAliveMaxTimeout: 60_000,
-    connect: { timeout: defaultTimeoutMs },
+    connect: { timeout: defaultTimeoutMs, lookup: sharedLookup() },
   };
   // Empty strings (never undefined) so that undici does not fall back to process.env.
   const dispatcher: Dispatcher =

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, type Config } from '../../src/core/config.ts';
 import { UpkeepError } from '../../src/core/errors.ts';
-import { createHttpClient, parseRetryAfter, type HttpClient, type HttpClientOptions } from '../../src/core/http.ts';
+import { createHttpClient, parseRetryAfter, sharedLookup, type HttpClient, type HttpClientOptions } from '../../src/core/http.ts';
 import type { Logger } from '../../src/core/log.ts';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.ts';
 
@@ -612,5 +612,56 @@ describe('download', () => {
     const error = await failure(client.download(`${assetsUrl}/stall.bin`, destination, { idleTimeoutMs: 200 }));
     expect(error.code).toBe('E_HTTP_TIMEOUT');
     await expect(readFile(destination)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('sharedLookup', () => {
+  const ipv4 = { address: '192.0.2.7', family: 4 };
+  const ipv6 = { address: '2001:db8::7', family: 6 };
+
+  /** A resolver that counts the names it was asked, answering from a table (a missing name is ENOTFOUND). */
+  function resolver(table: Record<string, Array<{ address: string; family: number }> | NodeJS.ErrnoException>) {
+    const asked: string[] = [];
+    const resolve = async (hostname: string) => {
+      asked.push(hostname);
+      await new Promise((done) => setTimeout(done, 10));
+      const answer = table[hostname] ?? Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+      if (answer instanceof Error) throw answer;
+      return answer;
+    };
+    return { asked, resolve };
+  }
+
+  function look(lookup: ReturnType<typeof sharedLookup>, hostname: string, options: { all?: boolean; family?: number } = {}) {
+    return new Promise<{ error: NodeJS.ErrnoException | null; address: unknown; family?: number }>((done) => {
+      lookup(hostname, options, (error, address, family) => done({ error, address, ...(family === undefined ? {} : { family }) }));
+    });
+  }
+
+  it('asks the resolver once per name however many requests look it up at once', async () => {
+    const { asked, resolve } = resolver({ 'example.org': [ipv4, ipv6] });
+    const lookup = sharedLookup(resolve);
+    const answers = await Promise.all(Array.from({ length: 20 }, () => look(lookup, 'example.org')));
+    expect(asked).toEqual(['example.org']);
+    expect(answers.every((answer) => answer.error === null && answer.address === '192.0.2.7' && answer.family === 4)).toBe(true);
+    expect(await look(lookup, 'example.org', { all: true })).toEqual({ error: null, address: [ipv4, ipv6] });
+    expect(asked).toEqual(['example.org']);
+  });
+
+  it('answers with the family asked for, and ENOTFOUND when the name has none of it', async () => {
+    const lookup = sharedLookup(resolver({ 'both.example': [ipv4, ipv6], 'v4.example': [ipv4] }).resolve);
+    expect(await look(lookup, 'both.example', { family: 6 })).toEqual({ error: null, address: '2001:db8::7', family: 6 });
+    expect((await look(lookup, 'v4.example', { family: 6 })).error).toMatchObject({ code: 'ENOTFOUND' });
+  });
+
+  it('keeps "no such name", but asks again after a resolver failure that may pass', async () => {
+    const timeout = Object.assign(new Error('getaddrinfo EAI_AGAIN flaky.example'), { code: 'EAI_AGAIN' });
+    const { asked, resolve } = resolver({ 'flaky.example': timeout });
+    const lookup = sharedLookup(resolve);
+    expect((await look(lookup, 'missing.example')).error).toMatchObject({ code: 'ENOTFOUND' });
+    expect((await look(lookup, 'missing.example')).error).toMatchObject({ code: 'ENOTFOUND' });
+    expect((await look(lookup, 'flaky.example')).error).toMatchObject({ code: 'EAI_AGAIN' });
+    expect((await look(lookup, 'flaky.example')).error).toMatchObject({ code: 'EAI_AGAIN' });
+    expect(asked).toEqual(['missing.example', 'flaky.example', 'flaky.example']);
   });
 });
