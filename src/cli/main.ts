@@ -1,6 +1,16 @@
 import { runCli } from './run.ts';
 
 // The only module that touches `process` (DESIGN rule 1).
+
+// A reader that goes away (`upkeep audit --help | head -1`) is no failure:
+// the rest of the output is dropped and the command ends as it would have.
+// Ending at once instead could cut an update run short in the middle of apt.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+  });
+}
+
 const exitCode = await runCli(process.argv.slice(2), {
   environment: process.env,
   cwd: process.cwd(),

@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSandbox, runUpkeep, type Sandbox } from '../helpers/sandbox.ts';
 
@@ -51,6 +53,18 @@ describe('the command line', () => {
     const audit = await runUpkeep(['audit', '--help'], sandbox.environment);
     expect(audit.stdout).toMatch(/--fail-on <kind>/);
     expect(audit.stdout).toMatch(/Examples:/);
+  });
+
+  it('ends normally when the reader of its output has gone away (`upkeep ... | head`)', async () => {
+    const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', main, 'catalog', 'list', '--json'], { env: sandbox.environment, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before upkeep writes anything: every write to stdout fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
   });
 
   it('reports an unknown command or option as a usage error with exit code 2', async () => {
