@@ -142,7 +142,7 @@ describe('a user without root, after upkeep sudo-setup', () => {
     const summary = JSON.parse(updated.stdout.trim().split('\n').at(-1)!) as { report: { plugins: Array<{ phases: { update: { status: string; note?: string } } }> } };
     expect(summary.report.plugins[0]!.phases.update).toMatchObject({ status: 'skipped', note: expect.stringContaining('upkeep sudo-setup') });
     expect(existsSync(join(programs, 'marked'))).toBe(false);
-  });
+  }, 300_000);
 
   it('runs exactly those programs as root without a password: the apt plugin refreshes the lists and a plugin\'s update runs its program as root', async () => {
     for (const plugin of ['apt', 'e2e-marker']) {
@@ -171,5 +171,5 @@ describe('a user without root, after upkeep sudo-setup', () => {
     }
     expect(FILES.filter((name) => existsSync(join(SUDOERS, name)))).toEqual([]);
     expect(asUser(['sudo', '-n', '-l', '/usr/bin/apt-get']).status).toBe(1);
-  });
+  }, 300_000);
 });
