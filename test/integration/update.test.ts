@@ -63,6 +63,22 @@ describe('upkeep update check', () => {
     expect(existsSync(join(sandbox.upkeepHome, 'state', 'update', 'run.json'))).toBe(false);
   });
 
+  it('asks a dozen plugins at once without a warning about too many abort listeners', async () => {
+    sandbox = await createUpdateSandbox(Array.from({ length: 12 }, (_, index) => ({ name: `plugin${index + 1}` })));
+    const warnings: string[] = [];
+    const listener = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', listener);
+    try {
+      const result = await runUpkeep(['update', 'check', '--json'], sandbox.environment);
+      expect(result.exitCode).toBe(0);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', listener);
+    }
+    expect(warnings.filter((warning) => warning.includes('MaxListeners'))).toEqual([]);
+  });
+
   it('reports a plugin that prints garbage as failed with a protocol error, and the others normally', async () => {
     sandbox = await createUpdateSandbox([{ name: 'alpha' }, { name: 'broken', settings: { garbage: 'estimate' } }]);
     const result = await runUpkeep(['update', 'check', '--json'], sandbox.environment);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { describeError, isUpkeepError, UpkeepError } from '../../core/errors.ts';
 import type { Environment } from '../../core/paths.ts';
@@ -174,7 +175,10 @@ export class RemoteRun {
   private readonly stop = new AbortController();
   private readonly connections = new Set<SshConnection>();
 
-  constructor(private readonly options: RemoteRunOptions) {}
+  constructor(private readonly options: RemoteRunOptions) {
+    // Every host's connection and backoff listens for the stop: a fleet is more than ten.
+    setMaxListeners(0, this.stop.signal);
+  }
 
   async run(): Promise<HostResult[]> {
     const limit = pLimit(Math.max(1, this.options.parallel));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processGroupRunning, processStartTime, type Executor } from '../../core/exec.ts';
@@ -172,6 +173,8 @@ export class UpdateRun {
 
   constructor(private readonly options: UpdateRunOptions) {
     this.manifests = new Map(options.plugins.map((manifest) => [manifest.name, manifest]));
+    // Every running plugin listens for the abort: all of them at once in the estimate phase.
+    setMaxListeners(0, this.abort.signal);
     this.memory = new MemoryGuard(options.limits.maxMemoryMb);
     this.startedAt = options.now();
     const now = this.startedAt.toISOString();
