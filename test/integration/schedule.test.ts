@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -21,6 +21,8 @@ const ENTRY = fileURLToPath(new URL('../../bin/upkeep.js', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
 const ANALYZE = '/usr/bin/systemd-analyze';
+/** Just past 10 MiB of logged runs: a scheduled log due for rotation. */
+const OLD_RUNS = '{"type":"run","runId":"old","status":"completed","time":"2026-01-01T00:00:00.000Z"}\n'.repeat(125_000);
 
 let sandbox: Sandbox | undefined;
 const cleanups: string[] = [];
@@ -396,8 +398,15 @@ describe('upkeep schedule status, run-now, logs and disable', () => {
     // Read by systemd (EnvironmentFile=) and by run-now alike.
     await writeFile(join(sandbox.upkeepHome, 'config', 'schedule.env'), '# settings for scheduled runs only\nUPKEEP_UPDATE_DISABLED=gamma\n');
 
+    // A log past 10 MiB is rotated before the run appends to it.
+    const log = join(sandbox.upkeepHome, 'state', 'logs', 'scheduled.ndjson');
+    await mkdir(dirname(log), { recursive: true });
+    await writeFile(log, OLD_RUNS);
+
     const result = await upkeep(['schedule', 'run-now'], { selfCommand });
     expect(result.stdout).toMatch(/ran upkeep update run --json --continue-on-error here \(systemd does not run\): \w+ \S+ \S+ UTC; failed: beta/);
+    expect((await stat(`${log}.1`)).size).toBe(OLD_RUNS.length);
+    expect(await readFile(log, 'utf8')).not.toContain('"runId":"old"');
     // Partial: alpha updated, beta failed.
     expect(result.exitCode).toBe(3);
     expect(await exists(join(updateSandbox.machine, 'alpha.applied'))).toBe(true);
@@ -427,6 +436,26 @@ describe('upkeep schedule status, run-now, logs and disable', () => {
     const human = await upkeep(['schedule', 'status']);
     expect(human.stdout).toMatch(/timer\s+systemd does not run here/);
     expect(human.stdout).toMatch(/last logged\s+\w+ \S+ \S+ UTC; failed: beta/);
+  });
+
+  it('logs --rotate rotates each log that has passed 10 MiB, and is quiet when none has', async () => {
+    await scheduleSandbox();
+    const folder = join(sandbox!.upkeepHome, 'state', 'logs');
+    await mkdir(folder, { recursive: true });
+    const events = join(folder, 'scheduled.ndjson');
+    const errors = join(folder, 'scheduled.stderr.log');
+    await writeFile(events, OLD_RUNS);
+    await writeFile(`${events}.1`, 'older\n');
+    await writeFile(errors, 'a warning\n');
+    const rotated = await upkeep(['schedule', 'logs', '--rotate', '--json']);
+    expect(rotated.exitCode).toBe(0);
+    expect(rotated.json()).toEqual({ rotated: [events] });
+    expect(await exists(events)).toBe(false);
+    expect((await stat(`${events}.1`)).size).toBe(OLD_RUNS.length);
+    expect(await readFile(`${events}.2`, 'utf8')).toBe('older\n');
+    expect(await readFile(errors, 'utf8')).toBe('a warning\n');
+    const again = await upkeep(['schedule', 'logs', '--rotate']);
+    expect(again).toMatchObject({ exitCode: 0, stdout: '', stderr: '' });
   });
 
   it('logs says when nothing was logged yet, and refuses a bad --lines', async () => {

@@ -144,6 +144,7 @@ describe('unit files', () => {
     const service = renderServiceUnit(definition());
     for (const line of [
       'Type=oneshot',
+      'ExecStartPre=-/usr/bin/node /opt/upkeep/bin/upkeep.js schedule logs --rotate',
       'ExecStart=/usr/bin/node /opt/upkeep/bin/upkeep.js update run --json --continue-on-error',
       'After=network-online.target',
       'Wants=network-online.target',
@@ -202,9 +203,10 @@ describe('unit files', () => {
   it('gives cron the same command, with its % escaped and the system line run as root', () => {
     const line = cronLine(definition({ environment: { PATH: '/usr/bin', LABEL: '100% sure' } }), '0 0 * * 1');
     expect(line).toBe(
-      "0 0 * * 1 env PATH=/usr/bin 'LABEL=100\\% sure' /usr/bin/node /opt/upkeep/bin/upkeep.js update run --json --continue-on-error >>/home/ada/.local/state/upkeep/logs/scheduled.ndjson 2>>/home/ada/.local/state/upkeep/logs/scheduled.stderr.log </dev/null",
+      "0 0 * * 1 env PATH=/usr/bin 'LABEL=100\\% sure' /usr/bin/node /opt/upkeep/bin/upkeep.js schedule logs --rotate >/dev/null 2>&1; " +
+        "env PATH=/usr/bin 'LABEL=100\\% sure' /usr/bin/node /opt/upkeep/bin/upkeep.js update run --json --continue-on-error >>/home/ada/.local/state/upkeep/logs/scheduled.ndjson 2>>/home/ada/.local/state/upkeep/logs/scheduled.stderr.log </dev/null",
     );
-    expect(cronLine(definition({ scope: 'system' }), '0 4 * * *')).toMatch(/^0 4 \* \* \* root env /);
+    expect(cronLine(definition({ scope: 'system' }), '0 4 * * *')).toMatch(/^0 4 \* \* \* root env .* schedule logs --rotate --system >\/dev\/null 2>&1; env /);
   });
 });
 

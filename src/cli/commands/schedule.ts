@@ -4,7 +4,7 @@ import { Executor } from '../../core/exec.ts';
 import { redact, redactText } from '../../core/log.ts';
 import { formatTimeSpan, parseTimeSpan } from '../../update/timer/calendar.ts';
 import { readLogTail, type LogEntry, type LoggedOutcome } from '../../update/timer/log.ts';
-import { disableSchedule, enableSchedule, readInstalledDefinition, runScheduleNow, scheduleStatus, type ScheduleContext } from '../../update/timer/schedule.ts';
+import { disableSchedule, enableSchedule, readInstalledDefinition, rotateScheduleLogs, runScheduleNow, scheduleStatus, type ScheduleContext } from '../../update/timer/schedule.ts';
 import { SERVICE_UNIT, scheduleLogPaths, type ScheduleScope } from '../../update/timer/units.ts';
 import type { Context } from '../context.ts';
 import { colors, formatColumns, type Colors } from '../output/colors.ts';
@@ -25,6 +25,7 @@ interface EnableOptions extends ScopeOptions {
 
 interface LogsOptions extends ScopeOptions {
   lines: string;
+  rotate?: boolean;
 }
 
 const DEFAULT_INTERVAL = 'weekly';
@@ -65,6 +66,7 @@ export function registerScheduleCommands(program: Command, run: Register): void 
     .action(run(runNowHandler));
   scoped(schedule.command('logs').summary("the end of the scheduled runs' log, one line per event"))
     .option('--lines <count>', 'how many events, from the end', '20')
+    .option('--rotate', 'instead, rotate the logs that have passed 10 MiB (the scheduled service does this before each run)')
     .addHelpText('after', '\nWith --json the events are printed as they are in the log: NDJSON, one per line.\n')
     .action(run(logsHandler));
 }
@@ -252,7 +254,17 @@ const logsHandler: Handler<LogsOptions> = async (options, context) => {
   }
   const definition = await readInstalledDefinition(scheduleContext(context), scopeOf(options));
   // Without a schedule, where one would log: runs started by hand through cron log there too.
-  const path = definition?.log.events ?? scheduleLogPaths(context.paths).events;
+  const log = definition?.log ?? scheduleLogPaths(context.paths);
+  if (options.rotate) {
+    const rotated = await rotateScheduleLogs(log);
+    return {
+      exitCode: ExitCode.success,
+      data: { rotated },
+      // Quiet when there was nothing to do: the service's ExecStartPre writes into the log itself.
+      human: () => rotated.map((path) => `rotated ${path} to ${path}.1`).join('\n'),
+    };
+  }
+  const path = log.events;
   const tail = await readLogTail(path, count).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'EACCES') {
       throw new UpkeepError('E_NEEDS_ROOT', `${path} cannot be read by this user`, { hint: 'the system schedule logs as root: run it with sudo' });

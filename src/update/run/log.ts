@@ -24,8 +24,7 @@ const KEEP = 5;
 
 export async function openRunLog(path: string, options: RunLogOptions = {}): Promise<RunLog> {
   await mkdir(dirname(path), { recursive: true });
-  const size = await stat(path).then((info) => info.size, () => 0);
-  if (size >= (options.maxBytes ?? MAX_BYTES)) await rotate(path, options.keep ?? KEEP);
+  await rotateWhenLarger(path, options);
   const stream = createWriteStream(path, { flags: 'a' });
   return {
     write(entry) {
@@ -33,6 +32,14 @@ export async function openRunLog(path: string, options: RunLogOptions = {}): Pro
     },
     close: () => new Promise<void>((resolve) => stream.end(resolve)),
   };
+}
+
+/** Rotates the log when it has passed `maxBytes` (10 MiB); true when it did. */
+export async function rotateWhenLarger(path: string, options: RunLogOptions = {}): Promise<boolean> {
+  const size = await stat(path).then((info) => info.size, () => 0);
+  if (size < (options.maxBytes ?? MAX_BYTES)) return false;
+  await rotate(path, options.keep ?? KEEP);
+  return true;
 }
 
 async function rotate(path: string, keep: number): Promise<void> {

@@ -6,6 +6,7 @@ import type { ExecResult, Executor } from '../../core/exec.ts';
 import { withLock, writeFileAtomic } from '../../core/fs.ts';
 import { redact, redactText } from '../../core/log.ts';
 import type { Environment, Paths } from '../../core/paths.ts';
+import { rotateWhenLarger } from '../run/log.ts';
 import { loadRunState, type RunState } from '../run/state.ts';
 import { checkCalendar, parseSystemdTimestamp, type CalendarCheck } from './calendar.ts';
 import { lastOutcome, parseLogText, readLogTail, type LoggedOutcome } from './log.ts';
@@ -485,6 +486,7 @@ export async function runScheduleNow(context: ScheduleContext, scope: ScheduleSc
     if (value) passed[name] = value;
   }
   await mkdir(dirname(definition.log.events), { recursive: true });
+  await rotateScheduleLogs(definition.log);
   const events = createWriteStream(definition.log.events, { flags: 'a' });
   const errors = createWriteStream(definition.log.stderr, { flags: 'a' });
   const printed: string[] = [];
@@ -511,4 +513,16 @@ export async function runScheduleNow(context: ScheduleContext, scope: ScheduleSc
 
 function closeStream(stream: WriteStream): Promise<void> {
   return new Promise((done) => stream.end(done));
+}
+
+/**
+ * The scheduled runs' logs grow run after run: each is rotated like the run
+ * log (past 10 MiB: .1 to .5, the oldest dropped) before a run appends to
+ * it. The service does this in ExecStartPre, cron in the line before the
+ * run, run-now here. The rotated paths.
+ */
+export async function rotateScheduleLogs(log: { events: string; stderr: string }): Promise<string[]> {
+  const rotated: string[] = [];
+  for (const path of [log.events, log.stderr]) if (await rotateWhenLarger(path)) rotated.push(path);
+  return rotated;
 }

@@ -98,6 +98,12 @@ export function scheduledArguments(checkOnly: boolean): string[] {
   return checkOnly ? ['update', 'check', '--json'] : ['update', 'run', '--json', '--continue-on-error'];
 }
 
+/** What runs before each scheduled run: the same upkeep, rotating the logs the run appends to. */
+export function rotationCommand(definition: ScheduleDefinition): string[] {
+  const self = definition.command.slice(0, definition.command.length - scheduledArguments(definition.checkOnly).length);
+  return [...self, 'schedule', 'logs', '--rotate', ...(definition.scope === 'system' ? ['--system'] : [])];
+}
+
 /** Specifiers (`%h`, `%n`...) are expanded in almost every unit setting: a literal % is written %%. */
 function escapeSpecifiers(text: string): string {
   return text.replace(/%/g, '%%');
@@ -153,7 +159,8 @@ WantedBy=timers.target
 export function renderServiceUnit(definition: ScheduleDefinition): string {
   const [program, ...rest] = definition.command;
   checkPath(program ?? '', 'the program of ExecStart=');
-  const execStart = [quoteExecArgument(program!, { program: true }), ...rest.map((argument) => quoteExecArgument(argument))].join(' ');
+  const execLine = ([first, ...others]: string[]): string => [quoteExecArgument(first!, { program: true }), ...others.map((argument) => quoteExecArgument(argument))].join(' ');
+  const execStart = execLine([program!, ...rest]);
   const environment = Object.entries(definition.environment).map(([name, value]) => environmentLine(name, value));
   return `${header(definition)}${DEFINITION_MARKER}${JSON.stringify(definition)}
 
@@ -165,6 +172,8 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
+# The logs below would grow run after run: past 10 MiB they are rotated first ("-": never a reason not to run).
+ExecStartPre=-${execLine(rotationCommand(definition))}
 ExecStart=${execStart}
 ${environment.join('\n')}
 EnvironmentFile=-${escapeSpecifiers(checkPath(definition.environmentFile, 'the environment file'))}
@@ -209,6 +218,7 @@ export function cronLine(definition: ScheduleDefinition, schedule: string): stri
     `2>>${shellQuote(definition.log.stderr)}`,
     '</dev/null',
   ].join(' ');
+  const rotation = `${['env', ...assignments, ...rotationCommand(definition).map(shellQuote)].join(' ')} >/dev/null 2>&1;`;
   const user = definition.scope === 'system' ? ' root' : '';
-  return `${schedule}${user} ${command}`.replace(/%/g, '\\%');
+  return `${schedule}${user} ${rotation} ${command}`.replace(/%/g, '\\%');
 }
