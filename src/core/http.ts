@@ -185,7 +185,6 @@ class Semaphore {
 /** Network-level failures, with no answer ever, after which a host is skipped for the rest of the run. */
 const UNREACHABLE_AFTER = 3;
 
-/** An error whose retry decision is already made. */
 /**
  * One DNS lookup per host name, shared by every request of the client to that
  * host. getaddrinfo runs on libuv's four threads: an audit asking hundreds of
@@ -220,6 +219,7 @@ export function sharedLookup(resolve: (hostname: string) => Promise<LookupAddres
   };
 }
 
+/** An error whose retry decision is already made. */
 class AttemptError extends Error {
   constructor(
     readonly error: UpkeepError,
